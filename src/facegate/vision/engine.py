@@ -1,0 +1,82 @@
+"""The FaceEngine protocol and the plain data it produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Metric = Literal["cosine", "euclidean"]
+Embedding = npt.NDArray[np.float32]
+BGRImage = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class Box:
+    """A face box in pixels of the image as the user sees it (EXIF orientation applied)."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """Identifies the embedding space: embeddings are only comparable when name and version match."""
+
+    name: str
+    model_version: str
+    metric: Metric
+    dim: int
+    threshold: float
+
+
+@dataclass
+class Detection:
+    box: Box
+    score: float
+    # Five (x, y) landmarks in image pixels: right eye, left eye, nose tip, mouth corners (engine order).
+    landmarks: npt.NDArray[np.float32]
+    # Engine-private detector output needed by `align` (e.g. YuNet's raw row).
+    raw: npt.NDArray[np.float32] = field(repr=False)
+
+
+class FaceEngine(Protocol):
+    """Detect, align and embed faces. Constructors do no I/O; `open` loads the models."""
+
+    @property
+    def info(self) -> EngineInfo: ...
+
+    def open(self) -> None: ...
+
+    def detect(self, image: BGRImage) -> list[Detection]: ...
+
+    def align(self, image: BGRImage, detection: Detection) -> BGRImage: ...
+
+    def embed(self, aligned: BGRImage) -> Embedding: ...
+
+
+def distance(metric: Metric, a: Embedding, b: Embedding) -> float:
+    """Smaller is closer. Cosine distance is 1 - cosine similarity (0..2); euclidean is the L2 norm."""
+    if metric == "cosine":
+        denom = float(np.linalg.norm(a) * np.linalg.norm(b)) or 1.0
+        return 1.0 - float(np.dot(a, b)) / denom
+    return float(np.linalg.norm(a - b))
+
+
+def confidence(distance_value: float, threshold: float) -> float:
+    """Map a distance to [0, 1], decreasing, 0.5 exactly at the threshold.
+
+    A logistic curve whose width is a tenth of the threshold: a face at 80% of the threshold
+    scores ~0.88, at 120% ~0.12. It is a readable score, not a calibrated probability.
+    """
+    scale = threshold / 10.0
+    z = (distance_value - threshold) / scale
+    return float(1.0 / (1.0 + np.exp(np.clip(z, -50.0, 50.0))))
