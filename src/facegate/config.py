@@ -12,6 +12,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# How embeddings are compared; shared vocabulary of the vision and index layers.
+Metric = Literal["cosine", "euclidean"]
+
 
 def _default_data_dir() -> Path:
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

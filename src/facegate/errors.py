@@ -23,6 +23,12 @@ class NotFound(FacegateError):
     code = "not_found"
 
 
+class Conflict(FacegateError):
+    """The request clashes with stored state (e.g. an external_id already in use)."""
+
+    code = "conflict"
+
+
 class PayloadTooLarge(FacegateError):
     """Too many bytes, or an image with more pixels than allowed (checked from its header)."""
 

@@ -39,7 +39,9 @@ class DlibEngine:
 
     def open(self) -> None:
         if self._settings.detector == "cnn":
-            self._detector = dlib.cnn_face_detection_model_v1(face_recognition_models.cnn_face_detector_model_location())
+            self._detector = dlib.cnn_face_detection_model_v1(
+                face_recognition_models.cnn_face_detector_model_location()
+            )
         else:
             self._detector = dlib.get_frontal_face_detector()
         self._shape = dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location())
@@ -61,8 +63,10 @@ class DlibEngine:
         detections = []
         for rect, margin in self._raw_detections(rgb):
             full = dlib.rectangle(
-                round(rect.left() / scale), round(rect.top() / scale),
-                round(rect.right() / scale), round(rect.bottom() / scale),
+                round(rect.left() / scale),
+                round(rect.top() / scale),
+                round(rect.right() / scale),
+                round(rect.bottom() / scale),
             )
             left, top = max(0, full.left()), max(0, full.top())
             right, bottom = min(img_w, full.right()), min(img_h, full.bottom())
@@ -78,10 +82,10 @@ class DlibEngine:
 
     def align(self, image: BGRImage, detection: Detection) -> BGRImage:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        l, t, r, b = (int(v) for v in detection.raw)
-        shape = self._shape(rgb, dlib.rectangle(l, t, r, b))
+        left, top, right, bottom = (int(v) for v in detection.raw)
+        shape = self._shape(rgb, dlib.rectangle(left, top, right, bottom))
         chip = dlib.get_face_chip(rgb, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
-        aligned: BGRImage = cv2.cvtColor(np.asarray(chip), cv2.COLOR_RGB2BGR)
+        aligned: BGRImage = np.asarray(cv2.cvtColor(np.asarray(chip), cv2.COLOR_RGB2BGR), dtype=np.uint8)
         return aligned
 
     def embed(self, aligned: BGRImage) -> Embedding:

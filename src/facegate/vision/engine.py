@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-Metric = Literal["cosine", "euclidean"]
+from facegate.config import Metric
+
 Embedding = npt.NDArray[np.float32]
 BGRImage = npt.NDArray[np.uint8]
 

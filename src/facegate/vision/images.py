@@ -81,5 +81,7 @@ def scale_to_fit(image: BGRImage, max_side: int, min_side: int = 0) -> tuple[BGR
     if scale == 1.0:
         return image, 1.0
     interp = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=interp)
+    resized: BGRImage = np.asarray(
+        cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=interp), dtype=np.uint8
+    )
     return resized, scale

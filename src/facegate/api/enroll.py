@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile, status
+
+from facegate.api.deps import RuntimeDep, read_upload
+from facegate.services import enroll as enroll_service
+from facegate.services.schemas import EnrollResult
+
+router = APIRouter(prefix="/api/v1", tags=["enroll"])
+
+
+@router.post(
+    "/enroll",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EnrollResult,
+    summary="Enroll a new person (name) or add faces to one (person_id)",
+)
+def enroll(
+    rt: RuntimeDep,
+    image: Annotated[list[UploadFile], File(description="One or more photos of the person")],
+    name: Annotated[str | None, Form(max_length=200)] = None,
+    person_id: Annotated[str | None, Form()] = None,
+    metadata: Annotated[str | None, Form(description="A JSON object, as text")] = None,
+    external_id: Annotated[str | None, Form(max_length=200)] = None,
+) -> EnrollResult:
+    return enroll_service.enroll(
+        rt,
+        [read_upload(u) for u in image],
+        name=name,
+        person_id=person_id,
+        metadata=enroll_service.parse_metadata(metadata),
+        external_id=external_id,
+    )

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from facegate.api.deps import RuntimeDep
+from facegate.services import matches as matches_service
+from facegate.services.schemas import MatchesPage, MatchPublic
+
+router = APIRouter(prefix="/api/v1/matches", tags=["matches"])
+
+
+@router.get("", response_model=MatchesPage, summary="Match history, newest first")
+def list_matches(
+    rt: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    person_id: str | None = None,
+    unknown: Annotated[bool, Query(description="Only faces that matched nobody")] = False,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> MatchesPage:
+    return matches_service.list_matches(
+        rt, limit=limit, offset=offset, person_id=person_id, unknown_only=unknown, since=since, until=until
+    )
+
+
+@router.get("/{match_id}", response_model=MatchPublic)
+def get_match(rt: RuntimeDep, match_id: int) -> MatchPublic:
+    return matches_service.get_match(rt, match_id)
+
+
+@router.get(
+    "/{match_id}/crop",
+    response_class=Response,
+    summary="The face crop kept for this match (JPEG)",
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+def match_crop(rt: RuntimeDep, match_id: int) -> Response:
+    return Response(matches_service.match_crop(rt, match_id), media_type="image/jpeg")

@@ -1,0 +1,282 @@
+"""Enroll: photos in, one face per photo stored for a new or existing person, all or nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy.exc import IntegrityError
+
+from facegate.config import EnrollSettings
+from facegate.errors import (
+    Conflict,
+    FacegateError,
+    InvalidInput,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedImage,
+)
+from facegate.services.people import public_person, require_person
+from facegate.services.runtime import Runtime
+from facegate.services.schemas import BoxPublic, EnrollResult, FacePublic, Rejection, Upload
+from facegate.store import repository
+from facegate.store.models import FaceRecord, ImageRecord, Person, new_id
+from facegate.vision.analysis import FaceAnalysis, ImageAnalysis
+from facegate.vision.images import probe
+from facegate.vision.quality import enrollment_rejection
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = {
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "PNG": ".png",
+    "WEBP": ".webp",
+    "BMP": ".bmp",
+    "TIFF": ".tif",
+    "GIF": ".gif",
+}
+# When every photo is rejected, the error names the most specific reason found, in this order.
+REASON_PRIORITY = ["multiple_faces", "face_too_small", "blurry", "low_quality", "duplicate_image", "no_face"]
+
+
+@dataclass
+class _Accepted:
+    upload: Upload
+    sha256: str
+    extension: str
+    analysis: ImageAnalysis
+    face: FaceAnalysis
+
+
+def parse_metadata(text: str | None) -> dict[str, Any]:
+    if text is None or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"metadata is not valid JSON: {exc.msg}.", code="invalid_metadata") from exc
+    if not isinstance(value, dict):
+        raise InvalidInput("metadata must be a JSON object.", code="invalid_metadata")
+    return value
+
+
+def pick_face(faces: list[FaceAnalysis], rules: EnrollSettings) -> tuple[FaceAnalysis | None, str | None]:
+    """The one face to enroll from a photo, or the reason there is none. `faces` is largest first."""
+    if not faces:
+        return None, "no_face"
+    if len(faces) > 1:
+        dominant = faces[0].box.area >= rules.dominant_ratio * faces[1].box.area
+        if rules.multiple_faces == "reject" or not dominant:
+            return None, "multiple_faces"
+    face = faces[0]
+    reason = enrollment_rejection(face.box, face.detector_score, face.sharpness, rules)
+    return (None, reason) if reason else (face, None)
+
+
+def _all_rejected_error(rejected: list[Rejection], image_errors: list[FacegateError]) -> FacegateError:
+    detail = "; ".join(f"{r.filename}: {r.reason}" for r in rejected)
+    if len(image_errors) == len(rejected) and image_errors:
+        return image_errors[0]
+    reasons = {r.reason for r in rejected}
+    code = next((r for r in REASON_PRIORITY if r in reasons), "no_face")
+    return Unprocessable(f"No usable face in the uploaded images ({detail}).", code=code)
+
+
+def enroll(
+    rt: Runtime,
+    uploads: list[Upload],
+    *,
+    name: str | None = None,
+    person_id: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    external_id: str | None = None,
+) -> EnrollResult:
+    settings = rt.settings
+    if (name is None) == (person_id is None):
+        raise InvalidInput("Give either name (new person) or person_id (add faces).", code="name_or_person_id")
+    if name is not None and not name.strip():
+        raise InvalidInput("name must not be empty.", code="invalid_name")
+    if not uploads:
+        raise InvalidInput("At least one image is required.", code="missing_image")
+    if len(uploads) > settings.limits.max_images_per_enroll:
+        raise InvalidInput(
+            f"At most {settings.limits.max_images_per_enroll} images per enrollment.", code="too_many_images"
+        )
+    with rt.db.session() as session:
+        if person_id is not None:
+            require_person(session, person_id)
+        if external_id and repository.get_person_by_external_id(session, external_id):
+            raise Conflict(f"external_id {external_id!r} is already in use.", code="external_id_taken")
+
+    accepted, rejected = _analyze(rt, uploads, person_id)
+    if not accepted:
+        image_errors = [e for e in (r[1] for r in rejected) if e is not None]
+        raise _all_rejected_error([r[0] for r in rejected], image_errors)
+    result = _store(
+        rt,
+        accepted,
+        [r[0] for r in rejected],
+        name=name,
+        person_id=person_id,
+        metadata=metadata or {},
+        external_id=external_id,
+    )
+    rt.telemetry.enrolled_faces.inc(len(result.faces))
+    for r in result.rejected:
+        rt.telemetry.rejected_images.labels(reason=r.reason).inc()
+    return result
+
+
+def _analyze(
+    rt: Runtime, uploads: list[Upload], person_id: str | None
+) -> tuple[list[_Accepted], list[tuple[Rejection, FacegateError | None]]]:
+    limits = rt.settings.limits
+    rejected: list[tuple[Rejection, FacegateError | None]] = []
+    pending: list[tuple[Upload, str, str, Future[ImageAnalysis]]] = []
+    seen: set[str] = set()
+    for upload in uploads:
+        sha = hashlib.sha256(upload.data).hexdigest()
+        try:
+            header = probe(upload.data, limits.max_image_pixels)
+        except (UnsupportedImage, PayloadTooLarge) as exc:
+            rejected.append((Rejection(filename=upload.filename, reason=exc.code, message=exc.message), exc))
+            continue
+        duplicate = sha in seen
+        if not duplicate and person_id is not None:
+            with rt.db.session() as session:
+                duplicate = repository.image_exists(session, person_id, sha)
+        if duplicate:
+            rejected.append(
+                (
+                    Rejection(
+                        filename=upload.filename,
+                        reason="duplicate_image",
+                        message="This photo is already enrolled for this person.",
+                    ),
+                    None,
+                )
+            )
+            continue
+        seen.add(sha)
+        future = rt.engine.submit(upload.data, max_pixels=limits.max_image_pixels, max_faces=20, crops=False)
+        pending.append((upload, sha, EXTENSIONS.get(header.format, ".img"), future))
+
+    accepted: list[_Accepted] = []
+    for upload, sha, ext, future in pending:
+        started = time.perf_counter()
+        try:
+            analysis = future.result()
+        except (UnsupportedImage, PayloadTooLarge) as exc:
+            rejected.append((Rejection(filename=upload.filename, reason=exc.code, message=exc.message), exc))
+            continue
+        rt.telemetry.engine_seconds.labels(operation="enroll").observe(time.perf_counter() - started)
+        face, reason = pick_face(analysis.faces, rt.settings.enroll)
+        if face is None:
+            assert reason is not None
+            rejected.append((Rejection(filename=upload.filename, reason=reason, message=_REASON_TEXT[reason]), None))
+            continue
+        accepted.append(_Accepted(upload, sha, ext, analysis, face))
+    return accepted, rejected
+
+
+_REASON_TEXT = {
+    "no_face": "No face was found in this photo.",
+    "multiple_faces": "Several faces and none clearly dominant; use a photo of this person alone.",
+    "face_too_small": "The face is too small; use a closer or larger photo.",
+    "low_quality": "The face is not clear enough (detector confidence too low).",
+    "blurry": "The face is blurred; use a sharper photo.",
+}
+
+
+def _store(
+    rt: Runtime,
+    accepted: list[_Accepted],
+    rejected: list[Rejection],
+    *,
+    name: str | None,
+    person_id: str | None,
+    metadata: dict[str, Any],
+    external_id: str | None,
+) -> EnrollResult:
+    """Blobs, rows and index entries together: on any failure, every part written so far is undone."""
+    info = rt.engine.info
+    written: list[str] = []
+    indexed: list[int] = []
+    try:
+        with rt.db.session() as session:
+            if person_id is not None:
+                person = require_person(session, person_id)
+            else:
+                assert name is not None
+                person = Person(id=new_id(), name=name.strip(), external_id=external_id or None, attributes=metadata)
+                session.add(person)
+                try:
+                    session.flush()  # the person row must exist before its images reference it
+                except IntegrityError as exc:  # lost a race for the same external_id
+                    raise Conflict(f"external_id {external_id!r} is in use.", code="external_id_taken") from exc
+            records: list[tuple[FaceRecord, str]] = []
+            for item in accepted:
+                image_id = new_id()
+                key = f"images/{person.id}/{image_id}{item.extension}"
+                rt.blobs.put(key, item.upload.data)
+                written.append(key)
+                image = ImageRecord(
+                    id=image_id,
+                    person_id=person.id,
+                    blob_key=key,
+                    sha256=item.sha256,
+                    filename=item.upload.filename[:300],
+                    width=item.analysis.width,
+                    height=item.analysis.height,
+                )
+                session.add(image)
+                box = item.face.box
+                record = FaceRecord(
+                    person_id=person.id,
+                    image=image,
+                    left=box.left,
+                    top=box.top,
+                    width=box.width,
+                    height=box.height,
+                    quality=item.face.quality,
+                    detector_score=item.face.detector_score,
+                    sharpness=item.face.sharpness,
+                    engine=info.name,
+                    model_version=info.model_version,
+                    embedding=item.face.embedding.astype("<f4").tobytes(),
+                )
+                session.add(record)
+                records.append((record, item.upload.filename))
+            session.flush()
+            face_ids = [r.id for r, _ in records]
+            vectors = np.stack([item.face.embedding for item in accepted]).astype(np.float32)
+            rt.index.add(face_ids, [person.id] * len(face_ids), vectors)
+            indexed = face_ids
+            faces = [
+                FacePublic(
+                    id=r.id,
+                    box=BoxPublic(left=r.left, top=r.top, width=r.width, height=r.height),
+                    quality=r.quality,
+                    filename=filename,
+                )
+                for r, filename in records
+            ]
+            result = EnrollResult(person=public_person(session, person), faces=faces, rejected=rejected)
+    except BaseException:
+        if indexed:
+            rt.index.remove(indexed)
+        for key in written:
+            try:
+                rt.blobs.delete(key)
+            except OSError:
+                log.exception("could not remove blob %s after a failed enrollment", key)
+        raise
+    rt.telemetry.index_size.set(len(rt.index))
+    return result

@@ -1,0 +1,124 @@
+"""Identify: every face in a photo, its nearest enrolled people, and a match when close enough.
+
+Every call is written to match history, unknown faces included, with the face crop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from facegate.errors import InvalidInput
+from facegate.index.base import best_per_person
+from facegate.services.runtime import Runtime
+from facegate.services.schemas import BoxPublic, Candidate, IdentifiedFace, IdentifyResult
+from facegate.store import repository
+from facegate.store.models import MatchRecord, new_id
+from facegate.vision.analysis import ImageAnalysis
+from facegate.vision.engine import confidence
+
+log = logging.getLogger(__name__)
+
+# Faces fetched from the index per wanted person, so that one person's many faces do not crowd others out.
+FACES_PER_PERSON = 8
+
+
+def identify(
+    rt: Runtime,
+    data: bytes,
+    *,
+    threshold: float | None = None,
+    top_k: int | None = None,
+    max_faces: int | None = None,
+    source: str = "api",
+) -> IdentifyResult:
+    settings = rt.settings
+    info = rt.engine.info
+    threshold = info.threshold if threshold is None else threshold
+    top_k = settings.identify.top_k if top_k is None else top_k
+    max_faces = settings.identify.max_faces if max_faces is None else max_faces
+    if not 0.0 < threshold < 2.0:
+        raise InvalidInput("threshold must be between 0 and 2 (a distance).", code="invalid_threshold")
+    if not 1 <= top_k <= 100:
+        raise InvalidInput("top_k must be between 1 and 100.", code="invalid_top_k")
+    if not 1 <= max_faces <= 200:
+        raise InvalidInput("max_faces must be between 1 and 200.", code="invalid_max_faces")
+
+    started = time.perf_counter()
+    analysis = rt.engine.analyze(
+        data,
+        max_pixels=settings.limits.max_image_pixels,
+        max_faces=max_faces,
+        crops=settings.identify.keep_crops,
+    )
+    rt.telemetry.engine_seconds.labels(operation="identify").observe(time.perf_counter() - started)
+    return _match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
+
+
+def _match_and_record(
+    rt: Runtime, analysis: ImageAnalysis, *, threshold: float, top_k: int, source: str
+) -> IdentifyResult:
+    info = rt.engine.info
+    request_id = new_id()
+    per_face = [best_per_person(rt.index.search(f.embedding, top_k * FACES_PER_PERSON), top_k) for f in analysis.faces]
+    now = datetime.now(UTC)
+    written: list[str] = []
+    try:
+        with rt.db.session() as session:
+            names = repository.names_of(session, sorted({h.person_id for hits in per_face for h in hits}))
+            faces: list[IdentifiedFace] = []
+            records: list[MatchRecord] = []
+            for i, (face, hits) in enumerate(zip(analysis.faces, per_face, strict=True)):
+                # A hit whose person was deleted after the search is dropped rather than reported.
+                candidates = [
+                    Candidate(
+                        person_id=h.person_id,
+                        name=names[h.person_id],
+                        distance=round(h.distance, 4),
+                        confidence=round(confidence(h.distance, threshold), 4),
+                    )
+                    for h in hits
+                    if h.person_id in names
+                ]
+                match = candidates[0] if candidates and candidates[0].distance <= threshold else None
+                crop_key = None
+                if face.crop_jpeg is not None:
+                    crop_key = f"crops/{now:%Y/%m/%d}/{request_id}-{i}.jpg"
+                    rt.blobs.put(crop_key, face.crop_jpeg)
+                    written.append(crop_key)
+                box = face.box
+                record = MatchRecord(
+                    request_id=request_id,
+                    source=source,
+                    created_at=now,
+                    person_id=match.person_id if match else None,
+                    distance=match.distance if match else None,
+                    confidence=match.confidence if match else None,
+                    threshold=threshold,
+                    left=box.left,
+                    top=box.top,
+                    width=box.width,
+                    height=box.height,
+                    quality=face.quality,
+                    engine=info.name,
+                    model_version=info.model_version,
+                    candidates=[c.model_dump() for c in candidates],
+                    crop_key=crop_key,
+                )
+                session.add(record)
+                records.append(record)
+                faces.append(
+                    IdentifiedFace(box=BoxPublic.of(box), quality=face.quality, match=match, candidates=candidates)
+                )
+                rt.telemetry.faces_identified.labels(result="known" if match else "unknown").inc()
+            session.flush()
+            for face_out, record in zip(faces, records, strict=True):
+                face_out.match_id = record.id
+    except BaseException:
+        for key in written:
+            rt.blobs.delete(key)
+        raise
+    return IdentifyResult(
+        request_id=request_id, width=analysis.width, height=analysis.height, threshold=threshold, faces=faces
+    )

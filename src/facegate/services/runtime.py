@@ -1,0 +1,111 @@
+"""Everything a request needs, built from Settings and opened once: store, blobs, engine pool, index."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from facegate.config import Settings
+from facegate.index.base import VectorIndex
+from facegate.index.factory import build_index
+from facegate.services.telemetry import Telemetry
+from facegate.store import repository
+from facegate.store.blobs import BlobStore
+from facegate.store.database import Database
+from facegate.store.factory import build_blob_store
+from facegate.vision.pool import EnginePool
+
+log = logging.getLogger(__name__)
+
+REBUILD_BATCH = 5000
+# Blobs younger than this may belong to an enrollment still in flight; the sweep leaves them alone.
+ORPHAN_MIN_AGE_SECONDS = 3600.0
+
+
+@dataclass
+class Readiness:
+    ok: bool
+    parts: dict[str, bool]
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url, echo=settings.database.echo)
+        self.blobs: BlobStore = build_blob_store(settings)
+        self.engine = EnginePool(settings.engine, settings.worker_count)
+        info = self.engine.info
+        self.index: VectorIndex = build_index(settings.index, dim=info.dim, metric=info.metric)
+        self.telemetry = Telemetry()
+
+    def open(self) -> None:
+        started = time.perf_counter()
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db.open()
+        self.blobs.open()
+        self.engine.open()
+        self.rebuild_index()
+        swept = self.sweep_orphan_blobs()
+        if swept:
+            log.warning("removed %d orphan blobs left by interrupted operations", swept)
+        log.info(
+            "facegate ready in %.1fs: engine=%s workers=%d faces=%d",
+            time.perf_counter() - started,
+            self.engine.info.name,
+            self.engine.workers,
+            len(self.index),
+        )
+
+    def rebuild_index(self) -> None:
+        """Load every embedding of the current engine and model version from the store."""
+        info = self.engine.info
+        self.index.open()
+        ids: list[int] = []
+        people: list[str] = []
+        vectors: list[bytes] = []
+
+        def flush() -> None:
+            matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(ids), info.dim)
+            self.index.add(ids, people, matrix)
+            ids.clear()
+            people.clear()
+            vectors.clear()
+
+        with self.db.session() as session:
+            for face_id, person_id, embedding in repository.iter_embeddings(session, info.name, info.model_version):
+                ids.append(face_id)
+                people.append(person_id)
+                vectors.append(embedding)
+                if len(ids) >= REBUILD_BATCH:
+                    flush()
+        if ids:
+            flush()
+        self.telemetry.index_size.set(len(self.index))
+
+    def sweep_orphan_blobs(self, min_age_seconds: float = ORPHAN_MIN_AGE_SECONDS) -> int:
+        """Delete blobs no row refers to (left by a crash between a blob write and its commit)."""
+        with self.db.session() as session:
+            referenced = repository.all_blob_keys(session)
+        removed = 0
+        cutoff = time.time() - min_age_seconds
+        for key in list(self.blobs.keys()):
+            if key not in referenced and self.blobs.modified_at(key) < cutoff:
+                self.blobs.delete(key)
+                removed += 1
+        return removed
+
+    def readiness(self) -> Readiness:
+        parts = {
+            "store": self.db.ping(),
+            "blobs": self.blobs.ready(),
+            "engine": self.engine.ready(),
+            "index": self.index.ready(),
+        }
+        return Readiness(all(parts.values()), parts)
+
+    def close(self) -> None:
+        self.engine.close()
+        self.db.close()

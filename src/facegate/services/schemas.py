@@ -1,0 +1,125 @@
+"""Plain data the services take and return (pydantic models, no HTTP types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from facegate.vision.engine import Box
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+
+
+class BoxPublic(BaseModel):
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, box: Box) -> BoxPublic:
+        return cls(left=box.left, top=box.top, width=box.width, height=box.height)
+
+
+class PersonPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    external_id: str | None
+    metadata: dict[str, Any]
+    face_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PersonUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    external_id: str | None = Field(None, max_length=200)
+    metadata: dict[str, Any] | None = None
+
+
+class PeoplePage(BaseModel):
+    items: list[PersonPublic]
+    total: int
+
+
+class FacePublic(BaseModel):
+    id: int
+    box: BoxPublic
+    quality: float
+    filename: str
+
+
+class Rejection(BaseModel):
+    filename: str
+    reason: str
+    message: str
+
+
+class EnrollResult(BaseModel):
+    person: PersonPublic
+    faces: list[FacePublic]
+    rejected: list[Rejection]
+
+
+class Candidate(BaseModel):
+    person_id: str
+    name: str
+    distance: float
+    confidence: float
+
+
+class IdentifiedFace(BaseModel):
+    box: BoxPublic
+    quality: float
+    match: Candidate | None
+    candidates: list[Candidate]
+    match_id: int | None = None
+
+
+class IdentifyResult(BaseModel):
+    request_id: str
+    width: int
+    height: int
+    threshold: float
+    faces: list[IdentifiedFace]
+
+
+class CompareResult(BaseModel):
+    same: bool
+    distance: float
+    confidence: float
+    threshold: float
+    box_a: BoxPublic
+    box_b: BoxPublic
+
+
+class MatchPublic(BaseModel):
+    id: int
+    request_id: str
+    source: str
+    created_at: datetime
+    person_id: str | None
+    name: str | None
+    distance: float | None
+    confidence: float | None
+    threshold: float
+    box: BoxPublic
+    quality: float
+    candidates: list[dict[str, Any]]
+    has_crop: bool
+
+
+class MatchesPage(BaseModel):
+    items: list[MatchPublic]
+    total: int

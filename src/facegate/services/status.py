@@ -1,0 +1,35 @@
+"""Readiness and the telemetry summary."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from facegate import __version__
+from facegate.services.runtime import Readiness, Runtime
+from facegate.store import repository
+
+
+def readiness(rt: Runtime) -> Readiness:
+    return rt.readiness()
+
+
+def telemetry_summary(rt: Runtime) -> dict[str, Any]:
+    info = rt.engine.info
+    with rt.db.session() as session:
+        counts = repository.counts(session)
+    return {
+        "version": __version__,
+        "uptime_seconds": round(time.time() - rt.telemetry.started, 1),
+        "engine": {
+            "name": info.name,
+            "model_version": info.model_version,
+            "metric": info.metric,
+            "threshold": info.threshold,
+            "workers": rt.engine.workers,
+        },
+        "store": counts,
+        "index": {"faces": len(rt.index)},
+        "counters": rt.telemetry.counter_values(),
+        "latency": rt.telemetry.latency_summary(),
+    }
