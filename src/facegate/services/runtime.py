@@ -32,11 +32,13 @@ class Readiness:
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, engine: EnginePool | None = None) -> None:
+        """`engine`: an already opened pool to share (its owner closes it); by default one is built."""
         self.settings = settings
         self.db = Database(settings.database_url, echo=settings.database.echo)
         self.blobs: BlobStore = build_blob_store(settings)
-        self.engine = EnginePool(settings.engine, settings.worker_count)
+        self._owns_engine = engine is None
+        self.engine = engine or EnginePool(settings.engine, settings.worker_count)
         info = self.engine.info
         self.index: VectorIndex = build_index(settings.index, dim=info.dim, metric=info.metric)
         self.telemetry = Telemetry()
@@ -46,7 +48,8 @@ class Runtime:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db.open()
         self.blobs.open()
-        self.engine.open()
+        if self._owns_engine:
+            self.engine.open()
         self.rebuild_index()
         swept = self.sweep_orphan_blobs()
         if swept:
@@ -107,5 +110,6 @@ class Runtime:
         return Readiness(all(parts.values()), parts)
 
     def close(self) -> None:
-        self.engine.close()
+        if self._owns_engine:
+            self.engine.close()
         self.db.close()
