@@ -1,0 +1,297 @@
+"""Command line: serve, enroll, identify, people, eval, bench."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from facegate.config import DlibEngineSettings, OpenCVEngineSettings, Settings
+from facegate.errors import FacegateError, Unprocessable
+from facegate.services import enroll as enroll_service
+from facegate.services import evaluation
+from facegate.services import identify as identify_service
+from facegate.services import people as people_service
+from facegate.services.runtime import Runtime
+from facegate.services.schemas import PersonUpdate, Upload
+from facegate.store import repository
+from facegate.vision.pool import EnginePool
+
+app = typer.Typer(help="facegate: enroll people from photos, identify them in photos and video.", no_args_is_help=True)
+people_app = typer.Typer(help="List, show, rename and delete enrolled people.", no_args_is_help=True)
+app.add_typer(people_app, name="people")
+console = Console()
+err_console = Console(stderr=True)
+
+EngineOption = Annotated[
+    str | None, typer.Option("--engine", help="opencv (default) or dlib; overrides FACEGATE_ENGINE__TYPE")
+]
+
+
+def _settings(engine: str | None = None) -> Settings:
+    settings = Settings()
+    if engine == "dlib":
+        settings.engine = DlibEngineSettings()
+    elif engine == "opencv":
+        settings.engine = OpenCVEngineSettings()
+    elif engine is not None:
+        raise typer.BadParameter("engine must be opencv or dlib")
+    return settings
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+
+
+@contextmanager
+def _runtime(engine: str | None = None) -> Iterator[Runtime]:
+    settings = _settings(engine)
+    rt = Runtime(settings)
+    with err_console.status(f"Starting the {settings.engine.type} engine ({settings.worker_count} workers)..."):
+        rt.open()
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def _fail(exc: FacegateError) -> typer.Exit:
+    err_console.print(f"[red]error[/red] [{exc.code}] {exc.message}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (FACEGATE_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (FACEGATE_PORT)")] = None,
+) -> None:
+    """Start the HTTP service (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from facegate.app import create_app
+
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    err_console.print(f"facegate data in {settings.data_dir}; engine {settings.engine.type}")
+    uvicorn.run(
+        create_app(settings), host=host or settings.host, port=port or settings.port, log_level=settings.log_level
+    )
+
+
+def _person_folders(root: Path) -> list[tuple[str, list[Path]]]:
+    folders = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in evaluation.IMAGE_SUFFIXES)
+        if files:
+            folders.append((folder.name, files))
+    return folders
+
+
+def _enroll_person(rt: Runtime, name: str, files: list[Path]) -> tuple[int, list[str]]:
+    """Enroll one folder, resuming: the person is found by name and already stored photos are skipped."""
+    limit = rt.settings.limits.max_images_per_enroll
+    added, problems = 0, []
+    with rt.db.session() as session:
+        existing = repository.find_person_by_name(session, name)
+        person_id = existing.id if existing else None
+    for start in range(0, len(files), limit):
+        batch = [Upload(p.name, p.read_bytes()) for p in files[start : start + limit]]
+        try:
+            if person_id is None:
+                result = enroll_service.enroll(rt, batch, name=name)
+                person_id = result.person.id
+            else:
+                result = enroll_service.enroll(rt, batch, person_id=person_id)
+        except Unprocessable as exc:
+            if exc.code != "duplicate_image":
+                problems.append(f"{name}: {exc.message}")
+            continue
+        added += len(result.faces)
+        problems += [f"{name}/{r.filename}: {r.reason}" for r in result.rejected if r.reason != "duplicate_image"]
+    return added, problems
+
+
+@app.command()
+def enroll(
+    folder: Annotated[Path, typer.Argument(help="Folder of <person name>/<photos>", exists=True, file_okay=False)],
+    engine: EngineOption = None,
+) -> None:
+    """Bulk-enroll a folder of people. Resumable: photos already enrolled for a person are skipped."""
+    people = _person_folders(folder)
+    if not people:
+        err_console.print(f"[red]No <person>/<photos> folders under {folder}[/red]")
+        raise typer.Exit(code=1)
+    total = sum(len(files) for _, files in people)
+    added, problems = 0, []
+    with _runtime(engine) as rt, _progress() as progress:
+        task = progress.add_task("Enrolling", total=total)
+        # Several people in flight keep every engine worker busy while another person's rows are written.
+        with ThreadPoolExecutor(max_workers=rt.engine.workers * 2) as threads:
+            futures = {threads.submit(_enroll_person, rt, name, files): len(files) for name, files in people}
+            for future in as_completed(futures):
+                n, issues = future.result()
+                added += n
+                problems += issues
+                progress.advance(task, futures[future])
+    console.print(f"Enrolled {added} new faces for {len(people)} people from {total} photos.")
+    for problem in problems:
+        console.print(f"  [yellow]skipped[/yellow] {problem}")
+
+
+@app.command()
+def identify(
+    image: Annotated[Path, typer.Argument(exists=True, dir_okay=False)],
+    threshold: Annotated[float | None, typer.Option(help="Distance cut-off (default: the engine's)")] = None,
+    top_k: Annotated[int, typer.Option(help="Candidates per face")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result")] = False,
+    engine: EngineOption = None,
+) -> None:
+    """Identify every face in a photo (recorded in match history, like the API)."""
+    with _runtime(engine) as rt:
+        try:
+            result = identify_service.identify(rt, image.read_bytes(), threshold=threshold, top_k=top_k, source="cli")
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+    if as_json:
+        console.print_json(result.model_dump_json())
+        return
+    table = Table(title=f"{image.name}: {len(result.faces)} face(s)")
+    for col in ("box (l,t,w,h)", "match", "distance", "confidence", "next candidates"):
+        table.add_column(col)
+    for face in result.faces:
+        b = face.box
+        others = ", ".join(f"{c.name} {c.distance:.3f}" for c in face.candidates[1 if face.match else 0 :])
+        table.add_row(
+            f"{b.left},{b.top},{b.width},{b.height}",
+            face.match.name if face.match else "[dim]unknown[/dim]",
+            f"{face.match.distance:.3f}" if face.match else "",
+            f"{face.match.confidence:.2f}" if face.match else "",
+            others,
+        )
+    console.print(table)
+
+
+@people_app.command("list")
+def people_list(
+    name: Annotated[str | None, typer.Option(help="Filter by name substring")] = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> None:
+    """List enrolled people."""
+    with _runtime() as rt:
+        page = people_service.list_people(rt, limit=limit, offset=offset, name=name)
+    table = Table(title=f"{page.total} people")
+    for col in ("id", "name", "faces", "external id", "created"):
+        table.add_column(col)
+    for p in page.items:
+        table.add_row(p.id, p.name, str(p.face_count), p.external_id or "", f"{p.created_at:%Y-%m-%d %H:%M}")
+    console.print(table)
+
+
+@people_app.command("show")
+def people_show(person_id: str) -> None:
+    """Show one person as JSON."""
+    with _runtime() as rt:
+        try:
+            console.print_json(people_service.get_person(rt, person_id).model_dump_json())
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+
+
+@people_app.command("rename")
+def people_rename(person_id: str, name: str) -> None:
+    """Change a person's name."""
+    with _runtime() as rt:
+        try:
+            person = people_service.update_person(rt, person_id, PersonUpdate(name=name))
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+    console.print(f"Renamed {person.id} to {person.name}.")
+
+
+@people_app.command("delete")
+def people_delete(person_id: str, yes: Annotated[bool, typer.Option("--yes", help="Do not ask")] = False) -> None:
+    """Delete a person with all faces, images and match history."""
+    if not yes:
+        typer.confirm(f"Delete {person_id} and everything stored for them?", abort=True)
+    with _runtime() as rt:
+        try:
+            people_service.delete_person(rt, person_id)
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+    console.print(f"Deleted {person_id}.")
+
+
+def _print_eval(report: dict[str, Any]) -> None:
+    table = Table(title=f"{report['engine']['name']} on {report['faceset']['root']}")
+    table.add_column("measure")
+    table.add_column("value")
+    pairs = report["pairs"]
+    for key in ("at_default", "at_best_threshold", "tar_at_far_1pct"):
+        if key in pairs:
+            v = pairs[key]
+            table.add_row(
+                f"pairs {key}", f"acc {v['accuracy']:.3f}  TAR {v['tar']:.3f}  FAR {v['far']:.4f}  t={v['threshold']}"
+            )
+    c = report["calibration"]
+    table.add_row(
+        f"threshold @ FAR {c['target_far']}",
+        f"{c['threshold_all_data']} (held-out FAR {c['held_out_far']:.4f}, TAR {c['held_out_tar']:.3f})",
+    )
+    o = report["open_set"]
+    table.add_row("open-set rank-1", f"{o['rank1']:.3f}")
+    table.add_row("open-set identified @ threshold", f"{o['identified_at_threshold']:.3f}")
+    table.add_row("open-set false accepts (unknown people)", f"{o['false_accept_rate_unknown']:.3f}")
+    table.add_row("photos without a face", str(len(report["faceset"]["no_face"])))
+    console.print(table)
+
+
+@app.command("eval")
+def eval_command(
+    faceset: Annotated[Path, typer.Argument(help="Folder of <identity>/<photos>, optionally with pairs.csv")],
+    engine: EngineOption = None,
+    target_far: Annotated[float, typer.Option(help="False-match rate the threshold is calibrated for")] = 0.001,
+    output: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
+) -> None:
+    """Accuracy on a labelled face set: pairs, calibrated threshold, open-set identification."""
+    settings = _settings(engine)
+    try:
+        data = evaluation.load_faceset(faceset)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    pool = EnginePool(settings.engine, settings.worker_count)
+    with err_console.status("Starting the engine..."):
+        pool.open()
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Embedding", total=sum(len(v) for v in data.photos.values()))
+            report = evaluation.evaluate(
+                data,
+                pool,
+                max_pixels=settings.limits.max_image_pixels,
+                target_far=target_far,
+                progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        pool.close()
+    _print_eval(report)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"Report written to {output}")
