@@ -1,0 +1,93 @@
+"""One error shape everywhere: {"error": {"code", "message"}}, with the status the contract names."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from facegate.api.errors import STATUS_OF, error_body, status_of
+from facegate.errors import (
+    Conflict,
+    FacegateError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    Unavailable,
+    Unprocessable,
+    UnsupportedImage,
+)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (InvalidInput("x"), 400),
+        (NotFound("x"), 404),
+        (Conflict("x"), 409),
+        (PayloadTooLarge("x"), 413),
+        (UnsupportedImage("x"), 415),
+        (Unprocessable("x"), 422),
+        (Unavailable("x"), 503),
+        (FacegateError("x"), 500),
+    ],
+)
+def test_each_error_class_has_its_status(error: FacegateError, status: int) -> None:
+    assert status_of(error) == status
+
+
+def test_subclass_of_a_mapped_error_gets_its_parents_status() -> None:
+    class PersonGone(NotFound):
+        code = "person_gone"
+
+    assert status_of(PersonGone("x")) == 404
+    assert PersonGone not in STATUS_OF
+
+
+def test_error_code_can_be_given_per_instance() -> None:
+    error = NotFound("No person.", code="person_not_found")
+    assert (error.code, error.message, str(error)) == ("person_not_found", "No person.", "No person.")
+    assert NotFound("x").code == "not_found"
+
+
+def test_error_body_shape() -> None:
+    assert error_body("no_face", "No face.", field="image") == {
+        "error": {"code": "no_face", "message": "No face.", "field": "image"}
+    }
+
+
+def test_unknown_route_is_json_not_found(client: TestClient) -> None:
+    response = client.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_wrong_method_is_json_method_not_allowed(client: TestClient) -> None:
+    response = client.get("/api/v1/enroll")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_missing_field_names_the_field(client: TestClient) -> None:
+    response = client.post("/api/v1/compare", files=[("image_a", ("a.jpg", b"x", "image/jpeg"))])
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "missing_field"
+    assert error["field"] == "image_b"
+    assert error["message"].startswith("image_b:")
+    assert error["details"][0]["field"] == "body.image_b"
+
+
+def test_invalid_query_value_is_invalid_field(client: TestClient) -> None:
+    response = client.get("/api/v1/people", params={"limit": 0})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_field"
+    assert error["field"] == "limit"
+
+
+def test_invalid_json_body_is_invalid_field(client: TestClient) -> None:
+    response = client.patch(
+        "/api/v1/people/someone", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_field"
