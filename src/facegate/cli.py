@@ -119,6 +119,7 @@ def _enroll_person(rt: Runtime, name: str, files: list[Path]) -> tuple[int, list
             else:
                 result = enroll_service.enroll(rt, batch, person_id=person_id)
         except Unprocessable as exc:
+            # Every photo of this batch was refused; on a resumed run that is mostly "already enrolled".
             if exc.code != "duplicate_image":
                 problems.append(f"{name}: {exc.message}")
             continue
@@ -291,6 +292,46 @@ def eval_command(
     finally:
         pool.close()
     _print_eval(report)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"Report written to {output}")
+
+
+@app.command("bench")
+def bench_command(
+    faceset: Annotated[Path, typer.Argument(help="Folder of <identity>/<photos> (e.g. the dev face set)")],
+    engine: Annotated[str, typer.Option(help="opencv (default) or dlib")] = "opencv",
+    output: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
+    baseline: Annotated[
+        bool, typer.Option("--baseline/--no-baseline", help="Also run the face_recognition CLI on the same split")
+    ] = True,
+    concurrency: Annotated[int, typer.Option(min=1, help="Client threads sending identify requests")] = 4,
+    passes: Annotated[int, typer.Option(min=1, help="Passes over the probes for identify throughput")] = 3,
+    latency_requests: Annotated[int, typer.Option(min=2, help="Sequential requests for p50/p95")] = 100,
+    enroll_runs: Annotated[int, typer.Option(min=1, help="Bulk-enroll runs (median reported)")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the gallery/probe split")] = 0,
+) -> None:
+    """Identify throughput over HTTP vs the face_recognition CLI, identify latency, bulk-enroll rate."""
+    from facegate import benchmark
+
+    if engine not in benchmark.ENGINES:
+        raise typer.BadParameter("engine must be opencv or dlib")
+    options = benchmark.BenchOptions(
+        faceset=faceset,
+        engine=engine,
+        baseline=baseline,
+        concurrency=concurrency,
+        passes=passes,
+        latency_requests=latency_requests,
+        enroll_runs=enroll_runs,
+        seed=seed,
+    )
+    try:
+        report = benchmark.run(options, log=err_console.print)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    console.print(benchmark.markdown_table([report]))
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(report, indent=2) + "\n")

@@ -67,15 +67,16 @@ def parse_metadata(text: str | None) -> dict[str, Any]:
     return value
 
 
-def pick_face(faces: list[FaceAnalysis], rules: EnrollSettings) -> tuple[FaceAnalysis | None, str | None]:
-    """The one face to enroll from a photo, or the reason there is none. `faces` is largest first."""
-    if not faces:
+def pick_face(analysis: ImageAnalysis, rules: EnrollSettings) -> tuple[FaceAnalysis | None, str | None]:
+    """The one face to enroll from a photo, or the reason there is none."""
+    if not analysis.faces:
         return None, "no_face"
-    if len(faces) > 1:
-        dominant = faces[0].box.area >= rules.dominant_ratio * faces[1].box.area
+    boxes = analysis.boxes
+    if len(boxes) > 1:
+        dominant = boxes[0].area >= rules.dominant_ratio * boxes[1].area
         if rules.multiple_faces == "reject" or not dominant:
             return None, "multiple_faces"
-    face = faces[0]
+    face = analysis.faces[0]
     reason = enrollment_rejection(face.box, face.detector_score, face.sharpness, rules)
     return (None, reason) if reason else (face, None)
 
@@ -165,7 +166,7 @@ def _analyze(
             )
             continue
         seen.add(sha)
-        future = rt.engine.submit(upload.data, max_pixels=limits.max_image_pixels, max_faces=20, crops=False)
+        future = rt.engine.submit(upload.data, max_pixels=limits.max_image_pixels, max_faces=1, crops=False)
         pending.append((upload, sha, EXTENSIONS.get(header.format, ".img"), future))
 
     accepted: list[_Accepted] = []
@@ -177,7 +178,7 @@ def _analyze(
             rejected.append((Rejection(filename=upload.filename, reason=exc.code, message=exc.message), exc))
             continue
         rt.telemetry.engine_seconds.labels(operation="enroll").observe(time.perf_counter() - started)
-        face, reason = pick_face(analysis.faces, rt.settings.enroll)
+        face, reason = pick_face(analysis, rt.settings.enroll)
         if face is None:
             assert reason is not None
             rejected.append((Rejection(filename=upload.filename, reason=reason, message=_REASON_TEXT[reason]), None))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from facegate.vision.engine import BGRImage, Box, Embedding, FaceEngine
-from facegate.vision.images import decode, encode_jpeg
+from facegate.vision.images import decode, encode_jpeg, probe
 from facegate.vision.quality import quality_score, sharpness
 
 CROP_MARGIN = 0.2
@@ -25,7 +25,8 @@ class FaceAnalysis:
 class ImageAnalysis:
     width: int
     height: int
-    faces: list[FaceAnalysis]  # largest first
+    faces: list[FaceAnalysis]  # the largest faces, up to the caller's max_faces, largest first
+    boxes: list[Box]  # every face found, largest first
 
 
 def crop(image: BGRImage, box: Box, margin: float = CROP_MARGIN) -> BGRImage:
@@ -36,21 +37,45 @@ def crop(image: BGRImage, box: Box, margin: float = CROP_MARGIN) -> BGRImage:
     return image[top:bottom, left:right]
 
 
-def analyze(engine: FaceEngine, data: bytes, *, max_pixels: int, max_faces: int, crops: bool) -> ImageAnalysis:
-    image = decode(data, max_pixels)
-    detections = sorted(engine.detect(image), key=lambda d: d.box.area, reverse=True)[:max_faces]
+def _to_original(box: Box, scale: float, width: int, height: int) -> Box:
+    if scale == 1.0:
+        return box
+    left, top = round(box.left / scale), round(box.top / scale)
+    right = min(width, round((box.left + box.width) / scale))
+    bottom = min(height, round((box.top + box.height) / scale))
+    return Box(left, top, max(1, right - left), max(1, bottom - top))
+
+
+def analyze(
+    engine: FaceEngine, data: bytes, *, max_pixels: int, max_faces: int, crops: bool, decode_side: int = 0
+) -> ImageAnalysis:
+    """Find every face; align, embed and measure the `max_faces` largest.
+
+    Boxes are in pixels of the upright original image, even when a large JPEG was decoded at reduced scale
+    (`decode_side`: the smallest longer side the decoded image may have; 0 decodes at full size).
+    """
+    header = probe(data, max_pixels)
+    image = decode(data, max_pixels, min_side=decode_side)
+    h, w = image.shape[:2]
+    # EXIF rotation may have swapped the header's width and height.
+    rotated = (w > h) != (header.width > header.height)
+    width, height = (header.height, header.width) if rotated else (header.width, header.height)
+    scale = w / width
+    detections = sorted(engine.detect(image), key=lambda d: d.box.area, reverse=True)
     faces = []
-    for det in detections:
+    for det in detections[:max_faces]:
         aligned = engine.align(image, det)
         sharp = sharpness(aligned)
+        box = _to_original(det.box, scale, width, height)
         faces.append(
             FaceAnalysis(
-                box=det.box,
+                box=box,
                 detector_score=round(det.score, 4),
                 sharpness=round(sharp, 2),
-                quality=quality_score(det.box, det.score, sharp),
+                quality=quality_score(box, det.score, sharp),
                 embedding=engine.embed(aligned),
                 crop_jpeg=encode_jpeg(crop(image, det.box)) if crops else None,
             )
         )
-    return ImageAnalysis(width=image.shape[1], height=image.shape[0], faces=faces)
+    boxes = [_to_original(d.box, scale, width, height) for d in detections]
+    return ImageAnalysis(width=width, height=height, faces=faces, boxes=boxes)

@@ -49,11 +49,20 @@ def probe(data: bytes, max_pixels: int) -> ImageHeader:
     return ImageHeader(fmt, width, height)
 
 
-def decode(data: bytes, max_pixels: int) -> BGRImage:
-    """Decode to a BGR array with EXIF orientation applied. Truncated or corrupt files raise."""
-    probe(data, max_pixels)
+def decode(data: bytes, max_pixels: int, *, min_side: int = 0) -> BGRImage:
+    """Decode to a BGR array with EXIF orientation applied. Truncated or corrupt files raise.
+
+    With `min_side`, a large JPEG is decoded at a reduced scale (1/2, 1/4 or 1/8, done by libjpeg itself,
+    several times faster) as long as its longer side stays >= min_side. Callers compare the result's size
+    with the header's to map coordinates back.
+    """
+    header = probe(data, max_pixels)
     try:
         with Image.open(io.BytesIO(data)) as img:
+            longer = max(header.width, header.height)
+            if min_side and header.format in ("JPEG", "MPO") and longer >= 2 * min_side:
+                factor = min_side / longer
+                img.draft("RGB", (int(header.width * factor) + 1, int(header.height * factor) + 1))
             img.load()
             upright = ImageOps.exif_transpose(img)
             rgb = np.asarray(upright.convert("RGB"))

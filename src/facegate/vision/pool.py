@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from facegate.config import EngineSettings
@@ -33,10 +34,17 @@ def _worker_pid() -> int:
     return os.getpid()
 
 
-def _analyze(data: bytes, max_pixels: int, max_faces: int, crops: bool) -> ImageAnalysis:
+def _analyze(
+    data: bytes, max_pixels: int, max_faces: int, crops: bool, decode_side: int, threads: int
+) -> ImageAnalysis:
     if _worker_engine is None:  # pragma: no cover - the initializer always runs first
         raise Unavailable("Engine worker was not initialised.")
-    return analyze(_worker_engine, data, max_pixels=max_pixels, max_faces=max_faces, crops=crops)
+    import cv2
+
+    cv2.setNumThreads(threads)
+    return analyze(
+        _worker_engine, data, max_pixels=max_pixels, max_faces=max_faces, crops=crops, decode_side=decode_side
+    )
 
 
 class EnginePool:
@@ -45,6 +53,9 @@ class EnginePool:
         self._workers = workers
         self._executor: ProcessPoolExecutor | None = None
         self.info: EngineInfo = build_engine(settings).info
+        self._cores = os.cpu_count() or 1
+        self._inflight = 0
+        self._inflight_lock = threading.Lock()
 
     def open(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -63,7 +74,20 @@ class EnginePool:
     def submit(self, data: bytes, *, max_pixels: int, max_faces: int, crops: bool) -> Future[ImageAnalysis]:
         if self._executor is None:
             raise Unavailable("The face engine is not started.", code="engine_unavailable")
-        return self._executor.submit(_analyze, data, max_pixels, max_faces, crops)
+        # A lone request may use every core (OpenCV splits its layers over threads: lower latency); under
+        # load each task gets its share, since one thread per process gives the best throughput.
+        with self._inflight_lock:
+            self._inflight += 1
+            threads = max(1, self._cores // self._inflight)
+        future = self._executor.submit(
+            _analyze, data, max_pixels, max_faces, crops, self._settings.max_detect_side, threads
+        )
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Future[ImageAnalysis]) -> None:
+        with self._inflight_lock:
+            self._inflight -= 1
 
     def analyze(self, data: bytes, *, max_pixels: int, max_faces: int, crops: bool) -> ImageAnalysis:
         return self.submit(data, max_pixels=max_pixels, max_faces=max_faces, crops=crops).result()
