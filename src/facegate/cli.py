@@ -331,7 +331,7 @@ def bench_command(
         report = benchmark.run(options, log=err_console.print)
     except FacegateError as exc:
         raise _fail(exc) from exc
-    console.print(benchmark.markdown_table([report]))
+    typer.echo(benchmark.markdown_table([report]))
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(report, indent=2) + "\n")
