@@ -19,8 +19,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _dev_dir() -> Path:
+    """FACEGATE_DEV_FACES, else ../shared/faces/dev beside the checkout, else the workplace's copy."""
     configured = os.environ.get("FACEGATE_DEV_FACES")
-    return Path(configured) if configured else REPO.parent / "shared" / "faces" / "dev"
+    if configured:
+        return Path(configured)
+    beside = REPO.parent / "shared" / "faces" / "dev"
+    return beside if beside.is_dir() else Path("/work/shared/faces/dev")
 
 
 @pytest.fixture(scope="session")
