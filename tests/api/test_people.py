@@ -1,0 +1,147 @@
+"""/api/v1/people: list, get, update, and delete that purges everything stored about the person."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from facegate.services.runtime import Runtime
+from facegate.store.models import FaceRecord, ImageRecord, MatchRecord, Person
+from tests.support import blob_files, enroll, identify, row_counts
+
+UNKNOWN_ID = "00000000-0000-0000-0000-000000000000"
+
+
+@pytest.fixture
+def people(client: TestClient, dev: Path) -> dict[str, str]:
+    """name -> id, enrolled in this order."""
+    folders = {"Colin Powell": "colin_powell", "George W. Bush": "george_w_bush", "Ariel": "ariel_sharon"}
+    return {name: enroll(client, [dev / f / "1.jpg"], name=name)["person"]["id"] for name, f in folders.items()}
+
+
+def test_list_people_in_enrollment_order_with_total(client: TestClient, people: dict[str, str]) -> None:
+    body = client.get("/api/v1/people").json()
+    assert body["total"] == 3
+    assert [p["id"] for p in body["items"]] == list(people.values())
+    assert all(p["face_count"] == 1 for p in body["items"])
+
+
+def test_list_people_pages(client: TestClient, people: dict[str, str]) -> None:
+    page = client.get("/api/v1/people", params={"limit": 2, "offset": 1}).json()
+    assert page["total"] == 3
+    assert [p["id"] for p in page["items"]] == list(people.values())[1:3]
+    assert client.get("/api/v1/people", params={"offset": 10}).json() == {"items": [], "total": 3}
+
+
+def test_list_people_filters_by_name_substring_ignoring_case(client: TestClient, people: dict[str, str]) -> None:
+    body = client.get("/api/v1/people", params={"name": "bUsH"}).json()
+    assert body["total"] == 1
+    assert body["items"][0]["id"] == people["George W. Bush"]
+
+
+def test_get_person(client: TestClient, people: dict[str, str]) -> None:
+    body = client.get(f"/api/v1/people/{people['Ariel']}").json()
+    assert set(body) == {"id", "name", "external_id", "metadata", "face_count", "created_at", "updated_at"}
+    assert body["name"] == "Ariel"
+
+
+@pytest.mark.parametrize(
+    ("method", "json"), [("GET", None), ("PATCH", {"name": "Nobody"}), ("DELETE", None)], ids=["get", "patch", "delete"]
+)
+def test_unknown_person_is_404(client: TestClient, method: str, json: dict[str, str] | None) -> None:
+    response = client.request(method, f"/api/v1/people/{UNKNOWN_ID}", json=json)
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "person_not_found"
+
+
+def test_patch_updates_only_the_fields_given(client: TestClient, people: dict[str, str]) -> None:
+    person_id = people["Ariel"]
+    before = client.get(f"/api/v1/people/{person_id}").json()
+    time.sleep(0.01)
+
+    renamed = client.patch(f"/api/v1/people/{person_id}", json={"name": "Ariel Sharon"}).json()
+    assert renamed["name"] == "Ariel Sharon"
+    assert renamed["metadata"] == before["metadata"]
+    assert renamed["updated_at"] > before["updated_at"]
+
+    tagged = client.patch(f"/api/v1/people/{person_id}", json={"metadata": {"role": "pm"}, "external_id": "p-1"}).json()
+    assert (tagged["name"], tagged["metadata"], tagged["external_id"]) == ("Ariel Sharon", {"role": "pm"}, "p-1")
+
+    cleared = client.patch(f"/api/v1/people/{person_id}", json={"external_id": None}).json()
+    assert cleared["external_id"] is None
+    assert client.get(f"/api/v1/people/{person_id}").json() == cleared
+
+
+def test_patch_to_an_external_id_in_use_is_a_conflict(client: TestClient, people: dict[str, str]) -> None:
+    client.patch(f"/api/v1/people/{people['Ariel']}", json={"external_id": "p-1"})
+    response = client.patch(f"/api/v1/people/{people['Colin Powell']}", json={"external_id": "p-1"})
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "external_id_taken"
+    assert client.get(f"/api/v1/people/{people['Colin Powell']}").json()["external_id"] is None
+
+
+@pytest.mark.parametrize("body", [{"name": ""}, {"face_count": 3}, {"metadata": "text"}])
+def test_patch_with_an_invalid_body_is_invalid_field(
+    client: TestClient, people: dict[str, str], body: dict[str, object]
+) -> None:
+    response = client.patch(f"/api/v1/people/{people['Ariel']}", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_field"
+
+
+def test_delete_purges_rows_blobs_index_entries_and_match_history(
+    client: TestClient, runtime: Runtime, dev: Path, people: dict[str, str]
+) -> None:
+    gone = people["Colin Powell"]
+    enroll(client, [dev / "colin_powell" / "2.jpg"], person_id=gone)
+    seen = identify(client, dev / "colin_powell" / "3.jpg")["faces"][0]
+    assert seen["match"]["person_id"] == gone
+    kept_match = identify(client, dev / "george_w_bush" / "2.jpg")["faces"][0]
+    assert kept_match["match"]["person_id"] == people["George W. Bush"]
+    with runtime.db.session() as session:
+        gone_faces = list(session.scalars(select(FaceRecord.id).where(FaceRecord.person_id == gone)))
+        gone_images = list(session.scalars(select(ImageRecord.blob_key).where(ImageRecord.person_id == gone)))
+        gone_crops = list(session.scalars(select(MatchRecord.crop_key).where(MatchRecord.person_id == gone)))
+        vector = np.frombuffer(session.get_one(FaceRecord, gone_faces[0]).embedding, dtype=np.float32)
+    assert len(gone_faces) == 2 and len(gone_images) == 2 and len(gone_crops) == 1
+    files_before = blob_files(runtime)
+    index_before = len(runtime.index)
+
+    response = client.delete(f"/api/v1/people/{gone}")
+
+    assert response.status_code == 204
+    assert response.content == b""
+    with runtime.db.session() as session:
+        assert session.get(Person, gone) is None
+        for model in (ImageRecord, FaceRecord, MatchRecord):
+            assert session.scalars(select(model).where(model.person_id == gone)).all() == []
+    assert row_counts(runtime) == {"people": 2, "images": 2, "faces": 2, "matches": 1}
+    root = runtime.settings.blob_path
+    for key in (*gone_images, *gone_crops):
+        assert not (root / key).exists(), key
+    assert set(blob_files(runtime)) == set(files_before) - {root / k for k in (*gone_images, *gone_crops)}
+    assert len(runtime.index) == index_before - 2
+    assert all(hit.person_id != gone for hit in runtime.index.search(vector, 10))
+    assert client.get(f"/api/v1/people/{gone}").status_code == 404
+    assert client.delete(f"/api/v1/people/{gone}").status_code == 404
+    history = client.get("/api/v1/matches").json()
+    assert [m["id"] for m in history["items"]] == [kept_match["match_id"]]
+
+    again = identify(client, dev / "colin_powell" / "3.jpg")["faces"][0]
+    assert again["match"] is None or again["match"]["person_id"] != gone
+    assert all(c["person_id"] != gone for c in again["candidates"])
+
+
+def test_delete_then_enroll_the_same_photo_again(client: TestClient, runtime: Runtime, dev: Path) -> None:
+    photo = dev / "colin_powell" / "1.jpg"
+    first = enroll(client, [photo], name="Colin Powell")["person"]["id"]
+    assert client.delete(f"/api/v1/people/{first}").status_code == 204
+    second = enroll(client, [photo], name="Colin Powell")
+    assert second["person"]["id"] != first
+    assert len(runtime.index) == 1
+    assert identify(client, dev / "colin_powell" / "2.jpg")["faces"][0]["match"]["person_id"] == second["person"]["id"]

@@ -1,0 +1,62 @@
+"""create_app: every router wired in one place, OpenAPI and interactive docs served."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from facegate import __version__
+from facegate.app import create_app
+from facegate.services.runtime import Runtime
+
+ROUTES = {
+    ("/health", "get"),
+    ("/ready", "get"),
+    ("/metrics", "get"),
+    ("/api/v1/enroll", "post"),
+    ("/api/v1/identify", "post"),
+    ("/api/v1/compare", "post"),
+    ("/api/v1/people", "get"),
+    ("/api/v1/people/{person_id}", "get"),
+    ("/api/v1/people/{person_id}", "patch"),
+    ("/api/v1/people/{person_id}", "delete"),
+    ("/api/v1/matches", "get"),
+    ("/api/v1/matches/{match_id}", "get"),
+    ("/api/v1/matches/{match_id}/crop", "get"),
+    ("/api/v1/telemetry", "get"),
+}
+
+
+def test_openapi_lists_every_route(client: TestClient) -> None:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    spec = response.json()
+    assert spec["info"]["title"] == "facegate"
+    assert spec["info"]["version"] == __version__
+    listed = {(path, method) for path, item in spec["paths"].items() for method in item}
+    assert listed >= ROUTES, ROUTES - listed
+
+
+def test_openapi_documents_the_multipart_enroll_form(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    body = spec["paths"]["/api/v1/enroll"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    ref = body["$ref"].rsplit("/", 1)[-1]
+    fields = spec["components"]["schemas"][ref]["properties"]
+    assert {"image", "name", "person_id", "metadata", "external_id"} <= set(fields)
+    assert "201" in spec["paths"]["/api/v1/enroll"]["post"]["responses"]
+
+
+def test_docs_serve_html(client: TestClient) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "/openapi.json" in response.text
+    assert "swagger" in response.text.lower()
+
+
+def test_app_over_a_shared_runtime_leaves_it_open(runtime: Runtime) -> None:
+    with TestClient(create_app(runtime=runtime)) as client:
+        assert client.get("/ready").status_code == 200
+    # The lifespan does not close a runtime it was handed: a second app can use it.
+    with TestClient(create_app(runtime=runtime)) as client:
+        assert client.get("/ready").status_code == 200
+    assert runtime.db.ping()
