@@ -258,8 +258,9 @@ def _store(
             session.flush()
             face_ids = [r.id for r, _ in records]
             vectors = np.stack([item.face.embedding for item in accepted]).astype(np.float32)
-            rt.index.add(face_ids, [person.id] * len(face_ids), vectors)
+            # Marked before the call: an insert that fails part-way must still be undone (remove skips unknown ids).
             indexed = face_ids
+            rt.index.add(face_ids, [person.id] * len(face_ids), vectors)
             faces = [
                 FacePublic(
                     id=r.id,

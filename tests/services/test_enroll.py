@@ -1,0 +1,204 @@
+"""services.enroll: all or nothing. A failure part-way (blob write, index insert) leaves no partial person."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from facegate.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from facegate.index.base import Hit, VectorIndex, Vectors
+from facegate.services import enroll as enroll_service
+from facegate.services.enroll import parse_metadata
+from facegate.services.runtime import Runtime
+from facegate.services.schemas import Upload
+from facegate.store.blobs import FileBlobStore
+from tests.support import assert_nothing_stored, blob_files, row_counts
+
+
+def _uploads(*paths: Path) -> list[Upload]:
+    return [Upload(filename=p.name, data=p.read_bytes()) for p in paths]
+
+
+class FailingBlobStore(FileBlobStore):
+    """The real file store, except that the n-th put fails as a full disk would."""
+
+    def __init__(self, root: Path, fail_on: int) -> None:
+        super().__init__(root)
+        self.fail_on = fail_on
+        self.puts = 0
+
+    def put(self, key: str, data: bytes) -> None:
+        self.puts += 1
+        if self.puts == self.fail_on:
+            raise OSError(28, "No space left on device (injected)")
+        super().put(key, data)
+
+
+class FailingIndex:
+    """Wraps the real index; `add` fails after inserting `inserted` of the vectors it was given."""
+
+    def __init__(self, inner: VectorIndex, inserted: int = 0) -> None:
+        self.inner = inner
+        self.inserted = inserted
+
+    def add(self, face_ids: list[int], person_ids: list[str], vectors: Vectors) -> None:
+        n = self.inserted
+        self.inner.add(face_ids[:n], person_ids[:n], vectors[:n])
+        raise MemoryError("index insert failed (injected)")
+
+    def remove(self, face_ids: list[int]) -> None:
+        self.inner.remove(face_ids)
+
+    def search(self, vector: Vectors, k: int) -> list[Hit]:
+        return self.inner.search(vector, k)
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def ready(self) -> bool:
+        return self.inner.ready()
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+
+@pytest.fixture
+def powell(dev: Path) -> list[Path]:
+    return [dev / "colin_powell" / f"{n}.jpg" for n in (1, 2, 3)]
+
+
+def _state(rt: Runtime) -> tuple[Any, ...]:
+    return row_counts(rt), blob_files(rt), len(rt.index)
+
+
+def test_enroll_stores_person_faces_and_index_entries(runtime: Runtime, powell: list[Path]) -> None:
+    result = enroll_service.enroll(runtime, _uploads(*powell), name=" Colin Powell ", metadata={"a": 1})
+    assert result.person.name == "Colin Powell"  # trimmed
+    assert result.person.face_count == 3
+    assert result.person.metadata == {"a": 1}
+    assert row_counts(runtime) == {"people": 1, "images": 3, "faces": 3, "matches": 0}
+    assert len(blob_files(runtime)) == 3
+    hits = runtime.index.search(np.zeros(128, dtype=np.float32) + 0.1, 10)
+    assert {h.face_id for h in hits} == {f.id for f in result.faces}
+    assert {h.person_id for h in hits} == {result.person.id}
+
+
+@pytest.mark.parametrize("fail_on", [1, 2, 3])
+def test_blob_write_failure_leaves_nothing_behind(runtime: Runtime, powell: list[Path], fail_on: int) -> None:
+    runtime.blobs = FailingBlobStore(runtime.settings.blob_path, fail_on=fail_on)
+
+    with pytest.raises(OSError, match="injected"):
+        enroll_service.enroll(runtime, _uploads(*powell), name="Colin Powell")
+
+    assert_nothing_stored(runtime)
+    runtime.blobs = FileBlobStore(runtime.settings.blob_path)
+    result = enroll_service.enroll(runtime, _uploads(*powell), name="Colin Powell")
+    assert result.person.face_count == 3
+    assert len(runtime.index) == 3
+
+
+@pytest.mark.parametrize("inserted", [0, 1, 2], ids=["nothing-inserted", "one-inserted", "two-inserted"])
+def test_index_insert_failure_leaves_nothing_behind(runtime: Runtime, powell: list[Path], inserted: int) -> None:
+    real_index = runtime.index
+    runtime.index = FailingIndex(real_index, inserted=inserted)
+
+    with pytest.raises(MemoryError):
+        enroll_service.enroll(runtime, _uploads(*powell), name="Colin Powell")
+
+    assert_nothing_stored(runtime)  # no rows, no files, and no entry left in the real index
+    runtime.index = real_index
+    result = enroll_service.enroll(runtime, _uploads(*powell), name="Colin Powell")
+    assert len(runtime.index) == 3
+    assert result.person.face_count == 3
+
+
+def test_failure_adding_faces_keeps_the_existing_person_intact(runtime: Runtime, powell: list[Path], dev: Path) -> None:
+    person = enroll_service.enroll(runtime, _uploads(powell[0]), name="Colin Powell").person
+    before = _state(runtime)
+    runtime.blobs = FailingBlobStore(runtime.settings.blob_path, fail_on=2)
+
+    with pytest.raises(OSError):
+        enroll_service.enroll(runtime, _uploads(*powell[1:]), person_id=person.id)
+
+    assert _state(runtime) == before
+    runtime.blobs = FileBlobStore(runtime.settings.blob_path)
+    again = enroll_service.enroll(runtime, _uploads(*powell[1:]), person_id=person.id)
+    assert again.person.face_count == 3
+
+
+def test_index_failure_adding_faces_keeps_the_existing_entries(runtime: Runtime, powell: list[Path]) -> None:
+    person = enroll_service.enroll(runtime, _uploads(powell[0]), name="Colin Powell").person
+    before = _state(runtime)
+    real_index = runtime.index
+    runtime.index = FailingIndex(real_index, inserted=1)
+
+    with pytest.raises(MemoryError):
+        enroll_service.enroll(runtime, _uploads(*powell[1:]), person_id=person.id)
+
+    runtime.index = real_index
+    assert _state(runtime) == before
+
+
+def test_external_id_in_use(runtime: Runtime, powell: list[Path]) -> None:
+    enroll_service.enroll(runtime, _uploads(powell[0]), name="A", external_id="e-1")
+    with pytest.raises(Conflict) as raised:
+        enroll_service.enroll(runtime, _uploads(powell[1]), name="B", external_id="e-1")
+    assert raised.value.code == "external_id_taken"
+
+
+def test_unknown_person(runtime: Runtime, powell: list[Path]) -> None:
+    with pytest.raises(NotFound) as raised:
+        enroll_service.enroll(runtime, _uploads(powell[0]), person_id="nobody")
+    assert raised.value.code == "person_not_found"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({}, "name_or_person_id"),
+        ({"name": "a", "person_id": "b"}, "name_or_person_id"),
+        ({"name": ""}, "invalid_name"),
+    ],
+)
+def test_name_or_person_id_rules(runtime: Runtime, powell: list[Path], kwargs: dict[str, str], code: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        enroll_service.enroll(runtime, _uploads(powell[0]), **kwargs)
+    assert raised.value.code == code
+
+
+def test_no_uploads(runtime: Runtime) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        enroll_service.enroll(runtime, [], name="x")
+    assert raised.value.code == "missing_image"
+
+
+def test_all_rejected_raises_the_most_specific_reason(runtime: Runtime, dev: Path) -> None:
+    with pytest.raises(Unprocessable) as raised:
+        enroll_service.enroll(runtime, _uploads(dev / "noface" / "banana.jpg", dev / "multi" / "couple.jpg"), name="x")
+    assert raised.value.code == "multiple_faces"
+    assert_nothing_stored(runtime)
+
+
+def test_enrolled_faces_are_counted_in_telemetry(runtime: Runtime, powell: list[Path], dev: Path) -> None:
+    enroll_service.enroll(runtime, _uploads(powell[0], dev / "noface" / "banana.jpg"), name="x")
+    counters = runtime.telemetry.counter_values()
+    assert counters["facegate_enrolled_faces"] == {"all": 1.0}
+    assert counters["facegate_rejected_images"] == {"reason=no_face": 1.0}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(None, {}), ("", {}), ("  ", {}), ("{}", {}), ('{"a": [1, {"b": null}]}', {"a": [1, {"b": None}]})],
+)
+def test_parse_metadata(text: str | None, expected: dict[str, Any]) -> None:
+    assert parse_metadata(text) == expected
+
+
+@pytest.mark.parametrize("text", ["{", "[1]", '"text"', "3", "null"])
+def test_parse_metadata_refuses_anything_but_an_object(text: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        parse_metadata(text)
+    assert raised.value.code == "invalid_metadata"
