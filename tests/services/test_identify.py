@@ -1,0 +1,90 @@
+"""services.identify: every face is written to match history, unknown faces too, all or nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from facegate.errors import InvalidInput
+from facegate.services import enroll as enroll_service
+from facegate.services import identify as identify_service
+from facegate.services.runtime import Runtime
+from facegate.services.schemas import Upload
+from facegate.store.blobs import FileBlobStore
+from facegate.store.models import MatchRecord
+from tests.support import blob_files, row_counts
+
+
+class FailingBlobStore(FileBlobStore):
+    def __init__(self, root: Path, fail_on: int) -> None:
+        super().__init__(root)
+        self.fail_on = fail_on
+        self.puts = 0
+
+    def put(self, key: str, data: bytes) -> None:
+        self.puts += 1
+        if self.puts == self.fail_on:
+            raise OSError(28, "No space left on device (injected)")
+        super().put(key, data)
+
+
+def test_each_face_is_recorded_with_its_crop(runtime: Runtime, dev: Path) -> None:
+    photo = dev / "barack_obama" / "1.jpg"
+    obama = enroll_service.enroll(runtime, [Upload(photo.name, photo.read_bytes())], name="Obama").person.id
+
+    result = identify_service.identify(runtime, (dev / "multi" / "two_people.jpg").read_bytes(), source="test")
+
+    assert len(result.faces) == 2
+    with runtime.db.session() as session:
+        records = {r.id: r for r in session.scalars(select(MatchRecord))}
+    assert set(records) == {f.match_id for f in result.faces}
+    for face in result.faces:
+        assert face.match_id is not None
+        record = records[face.match_id]
+        assert record.request_id == result.request_id
+        assert record.source == "test"
+        assert record.person_id == (face.match.person_id if face.match else None)
+        assert (record.left, record.top, record.width, record.height) == (
+            face.box.left,
+            face.box.top,
+            face.box.width,
+            face.box.height,
+        )
+        assert record.crop_key is not None
+        assert runtime.blobs.get(record.crop_key)[:2] == b"\xff\xd8"
+    assert [r.person_id for r in records.values()].count(obama) == 1
+    assert [r.person_id for r in records.values()].count(None) == 1  # Biden is not enrolled
+
+
+def test_crop_write_failure_records_nothing(runtime: Runtime, dev: Path) -> None:
+    runtime.blobs = FailingBlobStore(runtime.settings.blob_path, fail_on=2)
+
+    with pytest.raises(OSError, match="injected"):
+        identify_service.identify(runtime, (dev / "multi" / "two_people.jpg").read_bytes())
+
+    assert row_counts(runtime)["matches"] == 0
+    assert blob_files(runtime) == []  # the first crop was removed again
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"threshold": 0.0}, "invalid_threshold"),
+        ({"threshold": 2.0}, "invalid_threshold"),
+        ({"top_k": 0}, "invalid_top_k"),
+        ({"top_k": 101}, "invalid_top_k"),
+        ({"max_faces": 0}, "invalid_max_faces"),
+    ],
+)
+def test_parameters_are_checked(runtime: Runtime, dev: Path, kwargs: dict[str, float], code: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        identify_service.identify(runtime, (dev / "colin_powell" / "1.jpg").read_bytes(), **kwargs)  # type: ignore[arg-type]
+    assert raised.value.code == code
+    assert row_counts(runtime)["matches"] == 0
+
+
+def test_identified_faces_are_counted(runtime: Runtime, dev: Path) -> None:
+    identify_service.identify(runtime, (dev / "multi" / "two_people.jpg").read_bytes())
+    assert runtime.telemetry.counter_values()["facegate_identified_faces"] == {"result=unknown": 2.0}

@@ -1,0 +1,85 @@
+"""services.people: delete purges rows, index entries and blobs; a blob that cannot be deleted is swept later."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from facegate.errors import Conflict, NotFound
+from facegate.services import enroll as enroll_service
+from facegate.services import identify as identify_service
+from facegate.services import people as people_service
+from facegate.services.runtime import Runtime
+from facegate.services.schemas import PersonUpdate, Upload
+from facegate.store.blobs import FileBlobStore
+from facegate.store.models import MatchRecord
+from tests.support import blob_files, row_counts
+
+
+def _enroll(rt: Runtime, name: str, *paths: Path) -> str:
+    uploads = [Upload(filename=p.name, data=p.read_bytes()) for p in paths]
+    return enroll_service.enroll(rt, uploads, name=name).person.id
+
+
+class UndeletableBlobStore(FileBlobStore):
+    def delete(self, key: str) -> None:
+        raise PermissionError(13, "Permission denied (injected)", key)
+
+
+def test_delete_purges_everything_of_that_person_only(runtime: Runtime, dev: Path) -> None:
+    powell = _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
+    bush = _enroll(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
+    identify_service.identify(runtime, (dev / "colin_powell" / "3.jpg").read_bytes())
+    identify_service.identify(runtime, (dev / "george_w_bush" / "2.jpg").read_bytes())
+    assert row_counts(runtime) == {"people": 2, "images": 3, "faces": 3, "matches": 2}
+    assert len(blob_files(runtime)) == 5  # 3 photos, 2 crops
+
+    people_service.delete_person(runtime, powell)
+
+    assert row_counts(runtime) == {"people": 1, "images": 1, "faces": 1, "matches": 1}
+    assert len(blob_files(runtime)) == 2
+    assert len(runtime.index) == 1
+    with runtime.db.session() as session:
+        assert session.scalars(select(MatchRecord.person_id)).all() == [bush]
+    probe = identify_service.identify(runtime, (dev / "colin_powell" / "3.jpg").read_bytes())
+    assert all(c.person_id != powell for f in probe.faces for c in f.candidates)
+
+
+def test_delete_unknown_person(runtime: Runtime) -> None:
+    with pytest.raises(NotFound) as raised:
+        people_service.delete_person(runtime, "nobody")
+    assert raised.value.code == "person_not_found"
+
+
+def test_blob_that_cannot_be_deleted_is_left_for_the_orphan_sweep(runtime: Runtime, dev: Path) -> None:
+    person = _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    [leftover] = blob_files(runtime)
+    real = runtime.blobs
+    runtime.blobs = UndeletableBlobStore(runtime.settings.blob_path)
+
+    people_service.delete_person(runtime, person)  # the person is gone even so
+
+    assert row_counts(runtime)["people"] == 0
+    assert len(runtime.index) == 0
+    assert leftover.exists()
+    runtime.blobs = real
+    os.utime(leftover, (0, 0))  # old enough not to belong to an enrollment in flight
+    assert runtime.sweep_orphan_blobs() == 1
+    assert blob_files(runtime) == []
+
+
+def test_update_and_list(runtime: Runtime, dev: Path) -> None:
+    a = _enroll(runtime, "Alpha", dev / "colin_powell" / "1.jpg")
+    b = _enroll(runtime, "Beta", dev / "george_w_bush" / "1.jpg")
+
+    updated = people_service.update_person(runtime, a, PersonUpdate(name="Alpha One", external_id="x-1"))
+    assert (updated.name, updated.external_id, updated.face_count) == ("Alpha One", "x-1", 1)
+    with pytest.raises(Conflict):
+        people_service.update_person(runtime, b, PersonUpdate(external_id="x-1"))
+
+    page = people_service.list_people(runtime, limit=10, offset=0, name="one")
+    assert [p.id for p in page.items] == [a]
+    assert people_service.list_people(runtime, limit=1, offset=1, name=None).items[0].id == b
