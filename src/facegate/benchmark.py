@@ -27,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -298,6 +299,105 @@ def _timed_run(cmd: list[str], env: Mapping[str, str] | None = None) -> tuple[fl
     return elapsed, proc.stdout, proc.stderr
 
 
+# ---------------------------------------------------------------- other load on the machine
+
+
+def _process_times() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used so far), for every process readable in /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    result: dict[int, tuple[int, float]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        # The command name (field 2) may contain spaces; the fields after its closing parenthesis do not.
+        fields = raw[raw.rfind(")") + 2 :].split()
+        result[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    return result
+
+
+class OtherLoad:
+    """CPU time used by processes that are not ours (not this process or its descendants) while a phase runs.
+
+    Benchmarks on a shared machine are only as good as its quietness; this says how quiet it was. Processes that
+    live less than one sampling interval are missed.
+    """
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ours: set[int] = {os.getpid()}
+        self._last: dict[int, float] = {}
+        self._seen_any = False
+        self._started = 0.0
+        self.other_cpu_seconds = 0.0
+        self.wall_seconds = 0.0
+
+    def _sample(self) -> None:
+        procs = _process_times()
+        grew = True
+        while grew:  # descendants of ours are ours, however deep; once ours, always ours (orphans too)
+            new = {pid for pid, (ppid, _) in procs.items() if ppid in self._ours and pid not in self._ours}
+            self._ours |= new
+            grew = bool(new)
+        for pid, (_, cpu) in procs.items():
+            # A process first seen after the first sample started during the phase: all its time counts.
+            before = self._last.get(pid, 0.0 if self._seen_any else cpu)
+            if pid not in self._ours and cpu > before:
+                self.other_cpu_seconds += cpu - before
+            self._last[pid] = cpu
+        self._seen_any = True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._sample()
+
+    def __enter__(self) -> OtherLoad:
+        if not Path("/proc/self/stat").is_file():
+            return self
+        self._sample()
+        self._started = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name="other-load", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        self.wall_seconds = time.perf_counter() - self._started
+
+    def summary(self) -> dict[str, float]:
+        cores = self.other_cpu_seconds / self.wall_seconds if self.wall_seconds else 0.0
+        return {
+            "other_processes_cpu_seconds": round(self.other_cpu_seconds, 2),
+            "other_processes_cores": round(cores, 3),
+        }
+
+
+def wait_for_quiet(max_wait: float, log: Log, *, busy_cores: float = 0.15, window: float = 3.0) -> dict[str, Any]:
+    """Wait (up to `max_wait` seconds) until other processes use less than `busy_cores` for a `window`."""
+    started = time.perf_counter()
+    while True:
+        with OtherLoad() as load:
+            time.sleep(window)
+        cores = load.summary()["other_processes_cores"]
+        waited = time.perf_counter() - started
+        if cores < busy_cores or waited >= max_wait:
+            return {
+                "waited_seconds": round(waited, 1),
+                "other_processes_cores_at_start": cores,
+                "quiet": cores < busy_cores,
+            }
+        log(f"  machine busy: other processes use {cores:.2f} cores; waiting ({waited:.0f}/{max_wait:.0f}s)...")
+
+
 # ---------------------------------------------------------------- the baseline
 
 
@@ -513,6 +613,7 @@ class BenchOptions:
     latency_requests: int = 100
     enroll_runs: int = 3
     seed: int = 0
+    quiet_wait: float = 300.0  # seconds to wait for other processes to go quiet before starting
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
@@ -618,22 +719,22 @@ def run(options: BenchOptions, log: Log = print) -> dict[str, Any]:
         },
         "targets_spec": TARGETS,
     }
+    load: dict[str, Any] = {"start": wait_for_quiet(options.quiet_wait, log)}
+    throughput: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="facegate-bench-") as tmp:
         work = Path(tmp)
         known_dir, unknown_dir = write_baseline_dirs(split, work / "split")
-        throughput: dict[str, Any] = {}
         if options.baseline:
             log(f"baseline: face_recognition --cpus {options.cpus} on {len(split.probes)} probes...")
-            throughput["face_recognition"] = run_baseline(split, known_dir, unknown_dir, work, options.cpus)
+            with OtherLoad() as other:
+                throughput["face_recognition"] = run_baseline(split, known_dir, unknown_dir, work, options.cpus)
+            load["baseline"] = other.summary()
 
         log(f"facegate serve (engine {options.engine})...")
-        with running_server(work / "serve-data", options.engine, work / "serve.log") as server:
+        with OtherLoad() as other, running_server(work / "serve-data", options.engine, work / "serve.log") as server:
             log(f"  ready in {server.start_seconds:.1f}s; enrolling {len(split.gallery)} people over HTTP...")
-            with httpx.Client(
-                base_url=server.url,
-                timeout=120.0,
-                limits=httpx.Limits(max_connections=options.concurrency + 2),
-            ) as client:
+            limits = httpx.Limits(max_connections=options.concurrency + 2)
+            with httpx.Client(base_url=server.url, timeout=120.0, limits=limits) as client:
                 gallery = enroll_gallery(client, split.gallery)
                 log(f"  identify x{options.passes} passes, {options.concurrency} client threads...")
                 fg = identify_throughput(client, split.probes, concurrency=options.concurrency, passes=options.passes)
@@ -647,6 +748,7 @@ def run(options: BenchOptions, log: Log = print) -> dict[str, Any]:
                 telemetry = client.get("/api/v1/telemetry")
                 if telemetry.status_code == 200:
                     report["server_telemetry"] = telemetry.json()
+        load["facegate_http"] = other.summary()
         if "face_recognition" in throughput:
             base = throughput["face_recognition"]
             throughput["ratio_probes_only"] = round(fg["images_per_s"] / base["images_per_s_probes_only"], 2)
@@ -655,7 +757,16 @@ def run(options: BenchOptions, log: Log = print) -> dict[str, Any]:
         report["latency"] = latency
 
         log(f"bulk enroll: facegate enroll x{options.enroll_runs}...")
-        report["bulk_enroll"] = bulk_enroll(faceset.photos, options.engine, work / "enroll", options.enroll_runs)
+        with OtherLoad() as other:
+            report["bulk_enroll"] = bulk_enroll(faceset.photos, options.engine, work / "enroll", options.enroll_runs)
+        load["bulk_enroll"] = other.summary()
+    phases = [v["other_processes_cores"] for k, v in load.items() if k != "start"]
+    load["max_other_processes_cores"] = max(phases, default=0.0)
+    # More than a tenth of a core used by others (on 2 cores) visibly moves these figures.
+    load["contended"] = load["max_other_processes_cores"] > 0.1
+    if load["contended"]:
+        log(f"[warning] other processes used up to {load['max_other_processes_cores']:.2f} cores during the run")
+    report["other_load"] = load
     report["targets"] = targets(report)
     return report
 
@@ -704,6 +815,10 @@ def _figures(r: Mapping[str, Any]) -> list[tuple[str, str]]:
         (
             "bulk enroll images/s: with / without start-up (target >= 40)",
             f"{get('bulk_enroll', 'images_per_s')} / {get('bulk_enroll', 'images_per_s_excluding_startup')} ({met(3)})",
+        ),
+        (
+            "CPU used by other processes during the run, cores (max over phases)",
+            f"{get('other_load', 'max_other_processes_cores')}",
         ),
     ]
 

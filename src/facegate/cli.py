@@ -311,6 +311,9 @@ def bench_command(
     latency_requests: Annotated[int, typer.Option(min=2, help="Sequential requests for p50/p95")] = 100,
     enroll_runs: Annotated[int, typer.Option(min=1, help="Bulk-enroll runs (median reported)")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the gallery/probe split")] = 0,
+    quiet_wait: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait for other processes to go quiet before measuring")
+    ] = 300.0,
 ) -> None:
     """Identify throughput over HTTP vs the face_recognition CLI, identify latency, bulk-enroll rate."""
     from facegate import benchmark
@@ -326,6 +329,7 @@ def bench_command(
         latency_requests=latency_requests,
         enroll_runs=enroll_runs,
         seed=seed,
+        quiet_wait=quiet_wait,
     )
     try:
         report = benchmark.run(options, log=err_console.print)
