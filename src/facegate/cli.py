@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -72,7 +73,7 @@ def _runtime(engine: str | None = None) -> Iterator[Runtime]:
 
 
 def _fail(exc: FacegateError) -> typer.Exit:
-    err_console.print(f"[red]error[/red] [{exc.code}] {exc.message}")
+    err_console.print(f"[red]error[/red] {exc.code}: {escape(exc.message)}")
     return typer.Exit(code=1)
 
 
@@ -267,7 +268,7 @@ def _print_eval(report: dict[str, Any]) -> None:
 def eval_command(
     faceset: Annotated[Path, typer.Argument(help="Folder of <identity>/<photos>, optionally with pairs.csv")],
     engine: EngineOption = None,
-    target_far: Annotated[float, typer.Option(help="False-match rate the threshold is calibrated for")] = 0.001,
+    target_far: Annotated[float, typer.Option(help="False-match rate the threshold is calibrated for")] = 0.0001,
     output: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
 ) -> None:
     """Accuracy on a labelled face set: pairs, calibrated threshold, open-set identification."""

@@ -27,7 +27,8 @@ def find_person_by_name(session: Session, name: str) -> Person | None:
 def list_people(session: Session, *, limit: int, offset: int, name: str | None) -> tuple[list[Person], int]:
     query = select(Person)
     if name:
-        query = query.where(Person.name.ilike(f"%{name}%"))
+        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(Person.name.ilike(f"%{escaped}%", escape="\\"))
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(Person.created_at, Person.id).limit(limit).offset(offset)).all()
     return list(rows), total

@@ -31,7 +31,7 @@ class DlibEngine:
     def info(self) -> EngineInfo:
         return EngineInfo(
             name="dlib",
-            model_version=f"resnet-v1+{self._settings.detector}+5pt",
+            model_version="resnet-v1+5pt-chip150",  # the detector does not change the embedding space
             metric="euclidean",
             dim=128,
             threshold=self._settings.threshold,

@@ -1,0 +1,106 @@
+"""The command line, run in-process with typer's runner on a fresh data directory and real photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from facegate.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "data"
+    monkeypatch.setenv("FACEGATE_DATA_DIR", str(path))
+    monkeypatch.setenv("FACEGATE_WORKERS", "2")
+    return path
+
+
+@pytest.fixture
+def people_dir(tmp_path: Path, identities: dict[str, list[Path]]) -> Path:
+    """Three people, all photos but the last of each (kept back as probes)."""
+    root = tmp_path / "people"
+    for name in ("barack_obama", "george_w_bush", "colin_powell"):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for photo in identities[name][:-1]:
+            (folder / photo.name).symlink_to(photo)
+    return root
+
+
+@pytest.mark.slow
+def test_bulk_enroll_is_resumable_and_identify_finds_the_person(
+    data_dir: Path, people_dir: Path, identities: dict[str, list[Path]]
+) -> None:
+    first = runner.invoke(app, ["enroll", str(people_dir)])
+    assert first.exit_code == 0, first.output
+    photos = sum(1 for _ in people_dir.rglob("*.*"))
+    assert f"from {photos} photos" in first.output
+
+    again = runner.invoke(app, ["enroll", str(people_dir)])
+    assert again.exit_code == 0, again.output
+    assert "Enrolled 0 new faces for 3 people" in again.output
+
+    listing = runner.invoke(app, ["people", "list"])
+    assert listing.exit_code == 0
+    assert "3 people" in listing.output and "george_w_bush" in listing.output
+
+    probe = identities["george_w_bush"][-1]
+    result = runner.invoke(app, ["identify", str(probe), "--json"])
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["faces"][0]["match"]["name"] == "george_w_bush"
+
+    stranger = identities["arnold_schwarzenegger"][0]
+    result = runner.invoke(app, ["identify", str(stranger), "--json"])
+    assert json.loads(result.output)["faces"][0]["match"] is None
+
+
+def test_delete_and_unknown_ids_fail_clearly(data_dir: Path, people_dir: Path) -> None:
+    result = runner.invoke(app, ["people", "show", "no-such-id"])
+    assert result.exit_code == 1
+    assert "person_not_found" in result.output
+    result = runner.invoke(app, ["people", "delete", "no-such-id", "--yes"])
+    assert result.exit_code == 1
+
+
+def test_identify_rejects_a_file_that_is_not_an_image(data_dir: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("not a photo")
+    result = runner.invoke(app, ["identify", str(junk)])
+    assert result.exit_code == 1
+    assert "unsupported_image" in result.output
+    assert not list((data_dir / "blobs").rglob("*.jpg"))
+
+
+def test_enroll_needs_person_folders(data_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = runner.invoke(app, ["enroll", str(empty)])
+    assert result.exit_code == 1
+    assert "No <person>/<photos> folders" in result.output
+
+
+@pytest.mark.slow
+def test_eval_reports_pairs_calibration_and_open_set(dev: Path, tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "eval.json"
+    result = runner.invoke(app, ["eval", str(dev), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["engine"]["name"] == "opencv"
+    assert report["pairs"]["usable"] == report["pairs"]["pairs"] > 0
+    assert 0.5 <= report["pairs"]["at_default"]["accuracy"] <= 1.0
+    assert report["calibration"]["impostor_pairs"] > 1000
+    assert 0.0 < report["calibration"]["threshold_all_data"] < 2.0
+    assert 0.0 <= report["open_set"]["rank1"] <= 1.0
+
+
+def test_eval_rejects_a_missing_faceset(tmp_path: Path, data_dir: Path) -> None:
+    result = runner.invoke(app, ["eval", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1
+    assert "faceset_not_found" in result.output
