@@ -1,0 +1,40 @@
+"""vision.engine: distances in both metrics, and the confidence derived from a distance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facegate.vision.engine import Box, confidence, distance
+
+
+def test_cosine_distance() -> None:
+    a = np.array([1.0, 0.0], dtype=np.float32)
+    assert distance("cosine", a, a * 3) == pytest.approx(0.0)
+    assert distance("cosine", a, np.array([0.0, 2.0], dtype=np.float32)) == pytest.approx(1.0)
+    assert distance("cosine", a, -a) == pytest.approx(2.0)
+    assert distance("cosine", a, np.zeros(2, dtype=np.float32)) == pytest.approx(1.0)  # no division by zero
+
+
+def test_euclidean_distance() -> None:
+    a, b = np.array([0.0, 0.0], dtype=np.float32), np.array([3.0, 4.0], dtype=np.float32)
+    assert distance("euclidean", a, b) == pytest.approx(5.0)
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.6, 1.2])
+def test_confidence_is_one_half_at_the_threshold_and_decreasing(threshold: float) -> None:
+    assert confidence(threshold, threshold) == pytest.approx(0.5)
+    values = [confidence(d, threshold) for d in np.linspace(0.0, 2.0, 41)]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    assert values == sorted(values, reverse=True)
+    assert confidence(0.0, threshold) > 0.99
+    assert confidence(2 * threshold, threshold) < 0.01
+
+
+def test_confidence_does_not_overflow_far_from_the_threshold() -> None:
+    assert confidence(1e6, 0.01) == pytest.approx(0.0, abs=1e-12)
+    assert confidence(-1e6, 0.01) == pytest.approx(1.0)
+
+
+def test_box_area() -> None:
+    assert Box(5, 5, 10, 20).area == 200

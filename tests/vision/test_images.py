@@ -1,0 +1,175 @@
+"""vision.images: header checks before decoding, EXIF orientation, truncated files, decompression bombs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facegate.errors import PayloadTooLarge, UnsupportedImage
+from facegate.vision.engine import distance
+from facegate.vision.images import decode, encode_jpeg, probe, scale_to_fit
+from facegate.vision.pool import EnginePool
+from tests.support import jpeg_bytes, png_declaring, sideways_with_exif, truncated
+
+LIMIT = 40_000_000
+
+
+def _png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_probe_reads_format_and_size(dev: Path) -> None:
+    header = probe((dev / "colin_powell" / "1.jpg").read_bytes(), LIMIT)
+    assert (header.format, header.width, header.height) == ("JPEG", 250, 250)
+    png = probe((dev / "alex_lacamoire" / "1.png").read_bytes(), LIMIT)
+    assert png.format == "PNG"
+
+
+@pytest.mark.parametrize(
+    ("data", "code"),
+    [
+        (b"", "unreadable_image"),
+        (b"GIF? no: just some text that is long enough to be sniffed", "unsupported_image"),
+        (b"%PDF-1.7\n" + b"0" * 100, "unsupported_image"),
+        (b"P6\n4 4\n255\n" + bytes(48), "unsupported_image"),  # PPM: readable by Pillow, not accepted by us
+    ],
+    ids=["empty", "text", "pdf", "ppm"],
+)
+def test_probe_refuses_what_is_not_a_supported_image(data: bytes, code: str) -> None:
+    with pytest.raises(UnsupportedImage) as raised:
+        probe(data, LIMIT)
+    assert raised.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("width", "height"),
+    [(8000, 6000), (100_000, 100_000)],
+    ids=["over-our-limit", "decompression-bomb"],
+)
+def test_probe_refuses_too_many_pixels_from_the_header_alone(width: int, height: int) -> None:
+    data = png_declaring(width, height)
+    assert len(data) < 200
+    with pytest.raises(PayloadTooLarge) as raised:
+        probe(data, LIMIT)
+    assert raised.value.code == "image_too_large"
+    with pytest.raises(PayloadTooLarge):
+        decode(data, LIMIT)
+
+
+def test_pixel_limit_is_inclusive() -> None:
+    data = _png(Image.new("RGB", (100, 100)))
+    assert probe(data, 10_000).width == 100
+    with pytest.raises(PayloadTooLarge):
+        probe(data, 9_999)
+
+
+def test_decode_of_a_truncated_jpeg_is_unreadable(dev: Path) -> None:
+    data = truncated(dev / "barack_obama" / "1.jpg")
+    assert probe(data, LIMIT).format == "JPEG"  # the header alone looks fine
+    with pytest.raises(UnsupportedImage) as raised:
+        decode(data, LIMIT)
+    assert raised.value.code == "unreadable_image"
+
+
+def test_decode_of_a_truncated_png_is_unreadable(dev: Path) -> None:
+    with pytest.raises(UnsupportedImage) as raised:
+        decode(truncated(dev / "alex_lacamoire" / "1.png"), LIMIT)
+    assert raised.value.code == "unreadable_image"
+
+
+def test_decode_gives_bgr_uint8_whatever_the_mode() -> None:
+    red = decode(_png(Image.new("RGB", (8, 6), (255, 0, 0))), LIMIT)
+    assert red.shape == (6, 8, 3) and red.dtype == np.uint8
+    assert tuple(red[0, 0]) == (0, 0, 255)
+    for mode, colour in (("L", 128), ("RGBA", (0, 255, 0, 128)), ("P", 3)):
+        image = decode(_png(Image.new(mode, (5, 4), colour)), LIMIT)  # type: ignore[arg-type]
+        assert image.shape == (4, 5, 3)
+
+
+def test_decode_applies_exif_orientation(dev: Path) -> None:
+    photo = dev / "barack_obama" / "1.jpg"
+    sideways = sideways_with_exif(photo)
+    stored = probe(sideways, LIMIT)
+    original = decode(photo.read_bytes(), LIMIT)
+    assert (stored.width, stored.height) == (original.shape[0], original.shape[1])  # stored turned
+
+    upright = decode(sideways, LIMIT)
+
+    assert upright.shape == original.shape
+    assert np.abs(upright.astype(int) - original.astype(int)).mean() < 4  # same pixels, up to JPEG re-encoding
+
+
+def test_decode_at_reduced_scale_for_large_jpegs(dev: Path) -> None:
+    data = (dev / "deepface_person_03" / "5.jpg").read_bytes()
+    header = probe(data, LIMIT)
+    assert max(header.width, header.height) >= 1600
+    reduced = decode(data, LIMIT, min_side=800)
+    assert 800 <= max(reduced.shape[:2]) < max(header.width, header.height)
+    assert reduced.shape[1] / reduced.shape[0] == pytest.approx(header.width / header.height, rel=0.01)
+    small = dev / "colin_powell" / "1.jpg"
+    assert decode(small.read_bytes(), LIMIT, min_side=800).shape == (250, 250, 3)
+
+
+@pytest.mark.parametrize("photo", ["barack_obama/1.jpg", "deepface_person_03/5.jpg"], ids=["plain", "large"])
+def test_face_of_an_exif_rotated_photo_is_found_in_upright_coordinates(
+    opencv_pool: EnginePool, dev: Path, photo: str
+) -> None:
+    path = dev / photo
+    kwargs = {"max_pixels": LIMIT, "max_faces": 1, "crops": False}
+    upright = opencv_pool.analyze(path.read_bytes(), **kwargs)  # type: ignore[arg-type]
+    rotated = opencv_pool.analyze(sideways_with_exif(path), **kwargs)  # type: ignore[arg-type]
+
+    assert (rotated.width, rotated.height) == (upright.width, upright.height)
+    [a], [b] = upright.faces, rotated.faces
+    tolerance = 0.03 * max(upright.width, upright.height)
+    for side in ("left", "top", "width", "height"):
+        assert abs(getattr(a.box, side) - getattr(b.box, side)) <= tolerance, (a.box, b.box)
+    assert distance("cosine", a.embedding, b.embedding) < 0.15  # the same face, not just the same place
+
+
+def test_without_exif_the_stored_orientation_is_used(opencv_pool: EnginePool, dev: Path) -> None:
+    # Control for the test above: the same sideways pixels without the tag are analysed as stored.
+    path = dev / "barack_obama" / "1.jpg"
+    with Image.open(path) as img:
+        sideways = jpeg_bytes(img.convert("RGB").transpose(Image.Transpose.ROTATE_90))
+    analysis = opencv_pool.analyze(sideways, max_pixels=LIMIT, max_faces=1, crops=False)
+    with Image.open(path) as img:
+        assert (analysis.width, analysis.height) == (img.height, img.width)
+
+
+def test_encode_jpeg_round_trip() -> None:
+    image = np.zeros((20, 30, 3), dtype=np.uint8)
+    image[:, :, 2] = 200
+    data = encode_jpeg(image)
+    assert data[:2] == b"\xff\xd8"
+    back = decode(data, LIMIT)
+    assert back.shape == image.shape
+    assert abs(int(back[10, 15, 2]) - 200) <= 3
+
+
+@pytest.mark.parametrize(
+    ("shape", "max_side", "min_side", "expected_shape", "expected_scale"),
+    [
+        ((400, 200), 1000, 0, (400, 200), 1.0),
+        ((2000, 1000), 1000, 0, (1000, 500), 0.5),
+        ((100, 50), 1000, 400, (400, 200), 4.0),
+        ((100, 50), 1000, 0, (100, 50), 1.0),
+    ],
+)
+def test_scale_to_fit(
+    shape: tuple[int, int],
+    max_side: int,
+    min_side: int,
+    expected_shape: tuple[int, int],
+    expected_scale: float,
+) -> None:
+    image = np.zeros((*shape, 3), dtype=np.uint8)
+    scaled, scale = scale_to_fit(image, max_side, min_side)
+    assert scaled.shape[:2] == expected_shape
+    assert scale == expected_scale
