@@ -104,3 +104,24 @@ def test_eval_rejects_a_missing_faceset(tmp_path: Path, data_dir: Path) -> None:
     result = runner.invoke(app, ["eval", str(tmp_path / "nowhere")])
     assert result.exit_code == 1
     assert "faceset_not_found" in result.output
+
+
+@pytest.mark.slow
+def test_switching_engines_then_reindex_makes_people_searchable_again(
+    data_dir: Path, people_dir: Path, identities: dict[str, list[Path]]
+) -> None:
+    assert runner.invoke(app, ["enroll", str(people_dir)]).exit_code == 0
+    probe = str(identities["colin_powell"][-1])
+
+    # dlib cannot compare against SFace embeddings: nobody is known to it until the photos are re-embedded.
+    before = json.loads(runner.invoke(app, ["identify", probe, "--json", "--engine", "dlib"]).output)
+    assert before["faces"][0]["match"] is None and before["faces"][0]["candidates"] == []
+
+    result = runner.invoke(app, ["reindex", "--engine", "dlib"])
+    assert result.exit_code == 0, result.output
+    assert "Added" in result.output
+
+    after = json.loads(runner.invoke(app, ["identify", probe, "--json", "--engine", "dlib"]).output)
+    assert after["faces"][0]["match"]["name"] == "colin_powell"
+    again = runner.invoke(app, ["reindex", "--engine", "dlib"])
+    assert "Added 0 embeddings from 0 photos" in again.output

@@ -22,6 +22,7 @@ from facegate.services import enroll as enroll_service
 from facegate.services import evaluation
 from facegate.services import identify as identify_service
 from facegate.services import people as people_service
+from facegate.services import reindex as reindex_service
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import PersonUpdate, Upload
 from facegate.store import repository
@@ -238,6 +239,19 @@ def people_delete(person_id: str, yes: Annotated[bool, typer.Option("--yes", hel
         except FacegateError as exc:
             raise _fail(exc) from exc
     console.print(f"Deleted {person_id}.")
+
+
+@app.command()
+def reindex(engine: EngineOption = None) -> None:
+    """Embed stored photos with the current engine (after switching engines or model versions)."""
+    with _runtime(engine) as rt:
+        pending = len(reindex_service.images_without_current_embedding(rt))
+        with _progress() as progress:
+            task = progress.add_task("Re-embedding", total=pending)
+            result = reindex_service.reindex(rt, progress=lambda n: progress.advance(task, n))
+    console.print(f"Added {result.added} embeddings from {result.images} photos for engine {rt.engine.info.name}.")
+    for failure in result.failed:
+        console.print(f"  [yellow]skipped[/yellow] {failure}")
 
 
 def _print_eval(report: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ def compare(rt: Runtime, image_a: bytes, image_b: bytes, *, threshold: float | N
         label: rt.engine.submit(data, max_pixels=limits.max_image_pixels, max_faces=1, crops=False)
         for label, data in (("image_a", image_a), ("image_b", image_b))
     }
-    analyses = {label: f.result() for label, f in futures.items()}
+    analyses = {label: rt.engine.wait(f) for label, f in futures.items()}
     for label, analysis in analyses.items():
         if not analysis.faces:
             raise Unprocessable(f"No face was found in {label}.", code="no_face")

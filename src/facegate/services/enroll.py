@@ -28,6 +28,7 @@ from facegate.services.schemas import BoxPublic, EnrollResult, FacePublic, Rejec
 from facegate.store import repository
 from facegate.store.models import FaceRecord, ImageRecord, Person, new_id
 from facegate.vision.analysis import FaceAnalysis, ImageAnalysis
+from facegate.vision.engine import EngineInfo
 from facegate.vision.images import probe
 from facegate.vision.quality import enrollment_rejection
 
@@ -173,7 +174,7 @@ def _analyze(
     for upload, sha, ext, future in pending:
         started = time.perf_counter()
         try:
-            analysis = future.result()
+            analysis = rt.engine.wait(future)
         except (UnsupportedImage, PayloadTooLarge) as exc:
             rejected.append((Rejection(filename=upload.filename, reason=exc.code, message=exc.message), exc))
             continue
@@ -194,6 +195,25 @@ _REASON_TEXT = {
     "low_quality": "The face is not clear enough (detector confidence too low).",
     "blurry": "The face is blurred; use a sharper photo.",
 }
+
+
+def face_record(person_id: str, image: ImageRecord, face: FaceAnalysis, info: EngineInfo) -> FaceRecord:
+    """The stored form of one face: its box, quality, and embedding tagged with the engine that made it."""
+    box = face.box
+    return FaceRecord(
+        person_id=person_id,
+        image=image,
+        left=box.left,
+        top=box.top,
+        width=box.width,
+        height=box.height,
+        quality=face.quality,
+        detector_score=face.detector_score,
+        sharpness=face.sharpness,
+        engine=info.name,
+        model_version=info.model_version,
+        embedding=face.embedding.astype("<f4").tobytes(),
+    )
 
 
 def _store(
@@ -238,21 +258,7 @@ def _store(
                     height=item.analysis.height,
                 )
                 session.add(image)
-                box = item.face.box
-                record = FaceRecord(
-                    person_id=person.id,
-                    image=image,
-                    left=box.left,
-                    top=box.top,
-                    width=box.width,
-                    height=box.height,
-                    quality=item.face.quality,
-                    detector_score=item.face.detector_score,
-                    sharpness=item.face.sharpness,
-                    engine=info.name,
-                    model_version=info.model_version,
-                    embedding=item.face.embedding.astype("<f4").tobytes(),
-                )
+                record = face_record(person.id, image, item.face, info)
                 session.add(record)
                 records.append((record, item.upload.filename))
             session.flush()

@@ -75,7 +75,7 @@ def embed_faceset(faceset: FaceSet, pool: EnginePool, *, max_pixels: int, progre
     result = Embedded({}, {})
     for rel, identity, future in jobs:
         try:
-            analysis = future.result()
+            analysis = pool.wait(future)
         except FacegateError:
             analysis = None
         if analysis is None or not analysis.faces:

@@ -3,16 +3,20 @@ event loop (or a request thread) must never spend CPU on it."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 from facegate.config import EngineSettings
 from facegate.errors import Unavailable
 from facegate.vision.analysis import ImageAnalysis, analyze
 from facegate.vision.engine import EngineInfo, FaceEngine
 from facegate.vision.factory import build_engine
+
+log = logging.getLogger(__name__)
 
 # One engine per worker process, set by the pool initializer. A process-local slot is the only way
 # ProcessPoolExecutor hands state to its tasks; the parent process never touches it.
@@ -56,6 +60,7 @@ class EnginePool:
         self._cores = os.cpu_count() or 1
         self._inflight = 0
         self._inflight_lock = threading.Lock()
+        self._restart_lock = threading.Lock()
 
     def open(self) -> None:
         ctx = multiprocessing.get_context("spawn")
@@ -72,25 +77,53 @@ class EnginePool:
         return self._workers
 
     def submit(self, data: bytes, *, max_pixels: int, max_faces: int, crops: bool) -> Future[ImageAnalysis]:
-        if self._executor is None:
+        executor = self._executor
+        if executor is None:
             raise Unavailable("The face engine is not started.", code="engine_unavailable")
+        if getattr(executor, "_broken", False):
+            self._restart()
+            executor = self._executor
+            assert executor is not None
         # A lone request may use every core (OpenCV splits its layers over threads: lower latency); under
         # load each task gets its share, since one thread per process gives the best throughput.
         with self._inflight_lock:
             self._inflight += 1
             threads = max(1, self._cores // self._inflight)
-        future = self._executor.submit(
-            _analyze, data, max_pixels, max_faces, crops, self._settings.max_detect_side, threads
-        )
+        try:
+            future = executor.submit(
+                _analyze, data, max_pixels, max_faces, crops, self._settings.max_detect_side, threads
+            )
+        except BaseException:
+            self._done(None)
+            raise
         future.add_done_callback(self._done)
         return future
 
-    def _done(self, _future: Future[ImageAnalysis]) -> None:
+    def _done(self, _future: Future[ImageAnalysis] | None) -> None:
         with self._inflight_lock:
             self._inflight -= 1
 
+    def wait(self, future: Future[ImageAnalysis]) -> ImageAnalysis:
+        """The result of a submitted task. A worker that died (e.g. a native crash on a hostile file) breaks
+        the whole executor: start a fresh one so later requests work, and report this one as unavailable."""
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            log.error("an engine worker died; restarting the pool")
+            self._restart()
+            raise Unavailable("The face engine restarted; retry the request.", code="engine_restarted") from exc
+
     def analyze(self, data: bytes, *, max_pixels: int, max_faces: int, crops: bool) -> ImageAnalysis:
-        return self.submit(data, max_pixels=max_pixels, max_faces=max_faces, crops=crops).result()
+        return self.wait(self.submit(data, max_pixels=max_pixels, max_faces=max_faces, crops=crops))
+
+    def _restart(self) -> None:
+        with self._restart_lock:
+            broken = self._executor
+            if broken is None or not getattr(broken, "_broken", False):
+                return  # another thread already restarted it
+            self._executor = None
+            broken.shutdown(wait=False, cancel_futures=True)
+            self.open()
 
     def ready(self) -> bool:
         if self._executor is None:
