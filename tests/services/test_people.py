@@ -83,3 +83,9 @@ def test_update_and_list(runtime: Runtime, dev: Path) -> None:
     page = people_service.list_people(runtime, limit=10, offset=0, name="one")
     assert [p.id for p in page.items] == [a]
     assert people_service.list_people(runtime, limit=1, offset=1, name=None).items[0].id == b
+
+
+@pytest.mark.parametrize("pattern", ["%", "_", "\\"])
+def test_name_filter_takes_wildcards_literally(runtime: Runtime, dev: Path, pattern: str) -> None:
+    _enroll(runtime, "Plain Name", dev / "colin_powell" / "1.jpg")
+    assert people_service.list_people(runtime, limit=10, offset=0, name=pattern).total == 0
