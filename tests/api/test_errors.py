@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi.testclient import TestClient
 
 from facegate.api.errors import STATUS_OF, error_body, status_of
+from facegate.app import create_app
 from facegate.errors import (
     Conflict,
     FacegateError,
@@ -16,6 +19,9 @@ from facegate.errors import (
     Unprocessable,
     UnsupportedImage,
 )
+from facegate.services.runtime import Runtime
+from facegate.store.blobs import FileBlobStore
+from tests.support import assert_nothing_stored, image_field
 
 
 @pytest.mark.parametrize(
@@ -91,3 +97,27 @@ def test_invalid_json_body_is_invalid_field(client: TestClient) -> None:
     )
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_field"
+
+
+class _FullDisk(FileBlobStore):
+    def put(self, key: str, data: bytes) -> None:
+        raise OSError(28, "No space left on device (injected)")
+
+
+def test_unexpected_failure_is_a_json_500_and_stores_nothing(runtime: Runtime, dev: Path) -> None:
+    # A blob write failing in the middle of an enrollment, seen from the client.
+    photo = dev / "colin_powell" / "1.jpg"
+    real = runtime.blobs
+    runtime.blobs = _FullDisk(runtime.settings.blob_path)
+    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+        response = client.post("/api/v1/enroll", files=[image_field(photo)], data={"name": "Colin Powell"})
+
+        assert response.status_code == 500
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == {"error": {"code": "internal_error", "message": "An unexpected error occurred."}}
+        assert "No space" not in response.text  # no internals leak to the client
+        assert_nothing_stored(runtime)
+
+        runtime.blobs = real
+        again = client.post("/api/v1/enroll", files=[image_field(photo)], data={"name": "Colin Powell"})
+        assert again.status_code == 201

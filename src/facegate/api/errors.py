@@ -77,7 +77,14 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
 
 
+async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+    # Starlette re-raises the exception after this response, so the server still logs the traceback;
+    # the client gets the error shape of the contract, without internals.
+    return JSONResponse(error_body("internal_error", "An unexpected error occurred."), status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected_error)
     app.add_exception_handler(FacegateError, _facegate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
