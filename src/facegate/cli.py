@@ -329,6 +329,9 @@ def bench_command(
     quiet_wait: Annotated[
         float, typer.Option(min=0, help="Seconds to wait for other processes to go quiet before measuring")
     ] = 300.0,
+    attempts: Annotated[
+        int, typer.Option(min=1, help="Measure a phase again, up to this many times, if others used the CPU")
+    ] = 3,
 ) -> None:
     """Identify throughput over HTTP vs the face_recognition CLI, identify latency, bulk-enroll rate."""
     from facegate import benchmark
@@ -345,6 +348,7 @@ def bench_command(
         enroll_runs=enroll_runs,
         seed=seed,
         quiet_wait=quiet_wait,
+        attempts=attempts,
     )
     try:
         report = benchmark.run(options, log=err_console.print)
