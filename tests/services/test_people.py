@@ -44,6 +44,9 @@ def test_delete_purges_everything_of_that_person_only(runtime: Runtime, dev: Pat
     assert len(runtime.index) == 1
     with runtime.db.session() as session:
         assert session.scalars(select(MatchRecord.person_id)).all() == [bush]
+        # Bush's match listed Powell as a runner-up candidate; that mention is scrubbed too.
+        [remaining] = session.scalars(select(MatchRecord.candidates)).all()
+        assert remaining and all(c["person_id"] != powell for c in remaining)
     probe = identify_service.identify(runtime, (dev / "colin_powell" / "3.jpg").read_bytes())
     assert all(c.person_id != powell for f in probe.faces for c in f.candidates)
 

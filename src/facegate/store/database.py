@@ -74,3 +74,4 @@ class Database:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+            self._sessions = None

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, String, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from facegate.store.models import FaceRecord, ImageRecord, MatchRecord, Person
@@ -67,6 +67,10 @@ def delete_person(session: Session, person: Person) -> None:
     session.execute(delete(MatchRecord).where(MatchRecord.person_id == person.id))
     session.execute(delete(FaceRecord).where(FaceRecord.person_id == person.id))
     session.execute(delete(ImageRecord).where(ImageRecord.person_id == person.id))
+    # Other faces' history may list this person among their candidates: scrub those mentions too.
+    mentions = select(MatchRecord).where(cast(MatchRecord.candidates, String).contains(person.id))
+    for record in session.scalars(mentions):
+        record.candidates = [c for c in record.candidates if c.get("person_id") != person.id]
     session.delete(person)
 
 
