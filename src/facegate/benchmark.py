@@ -321,11 +321,21 @@ def _process_times() -> dict[int, tuple[int, float, str]]:
     return result
 
 
+def _steal_seconds() -> float:
+    """CPU time the hypervisor gave to other guests, from /proc/stat (0 where unknown)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+    except (OSError, ValueError):
+        return 0.0
+
+
 class OtherLoad:
     """CPU time used by processes that are not ours (not this process or its descendants) while a phase runs.
 
     Benchmarks on a shared machine are only as good as its quietness; this says how quiet it was. Processes that
-    live less than one sampling interval are missed.
+    live less than one sampling interval are missed. Time stolen by the hypervisor (other virtual machines on the
+    same host) is reported too.
     """
 
     def __init__(self, interval: float = 0.5) -> None:
@@ -339,6 +349,7 @@ class OtherLoad:
         self.other_cpu_seconds = 0.0
         self.by_name: dict[str, float] = {}
         self.wall_seconds = 0.0
+        self.steal_seconds = 0.0
 
     def _sample(self) -> None:
         procs = _process_times()
@@ -364,6 +375,7 @@ class OtherLoad:
         if not Path("/proc/self/stat").is_file():
             return self
         self._sample()
+        self.steal_seconds = -_steal_seconds()
         self._started = time.perf_counter()
         self._thread = threading.Thread(target=self._run, name="other-load", daemon=True)
         self._thread.start()
@@ -375,6 +387,7 @@ class OtherLoad:
         self._stop.set()
         self._thread.join()
         self._sample()
+        self.steal_seconds += _steal_seconds()
         self.wall_seconds = time.perf_counter() - self._started
 
     def summary(self) -> dict[str, Any]:
@@ -384,12 +397,14 @@ class OtherLoad:
             "other_processes_cpu_seconds": round(self.other_cpu_seconds, 2),
             "other_processes_cores": round(cores, 3),
             "top_other_processes": {name: round(cpu, 2) for name, cpu in top if cpu >= 0.05},
+            "hypervisor_steal_cores": round(self.steal_seconds / self.wall_seconds, 3) if self.wall_seconds else 0.0,
         }
 
 
 def wait_for_quiet(max_wait: float, log: Log, *, busy_cores: float = 0.15, window: float = 3.0) -> dict[str, Any]:
     """Wait (up to `max_wait` seconds) until other processes use less than `busy_cores` for a `window`."""
     started = time.perf_counter()
+    next_log = 0.0
     while True:
         with OtherLoad() as load:
             time.sleep(window)
@@ -401,7 +416,9 @@ def wait_for_quiet(max_wait: float, log: Log, *, busy_cores: float = 0.15, windo
                 "other_processes_cores_at_start": cores,
                 "quiet": cores < busy_cores,
             }
-        log(f"  machine busy: other processes use {cores:.2f} cores; waiting ({waited:.0f}/{max_wait:.0f}s)...")
+        if waited >= next_log:
+            log(f"  machine busy: other processes use {cores:.2f} cores; waiting (up to {max_wait:.0f}s)...")
+            next_log = waited + 30.0
 
 
 # ---------------------------------------------------------------- the baseline
@@ -634,13 +651,20 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _command_output(cmd: list[str]) -> str | None:
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def _git(*args: str) -> str | None:
     repo = Path(__file__).resolve().parents[2]
     try:
         proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
-    return proc.stdout.strip()
+    return proc.stdout.rstrip()
 
 
 def machine() -> dict[str, Any]:
@@ -654,14 +678,15 @@ def machine() -> dict[str, Any]:
         cpu = platform.processor()
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
-        "uname": " ".join(platform.uname()),
+        "uname": _command_output(["uname", "-a"]) or " ".join(platform.uname()),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "python": platform.python_version(),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
+        # The code measured is the working tree: files changed since that commit are listed.
+        "git_modified": None if status is None else [line[3:] for line in status.splitlines()],
         "packages": {
             p: _version(p)
             for p in ("facegate", "opencv-python-headless", "dlib-bin", "face-recognition", "numpy", "httpx")
@@ -671,43 +696,48 @@ def machine() -> dict[str, Any]:
 
 
 def targets(report: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Each target with the measured value and whether it was met (None when not measured)."""
-    rows: list[dict[str, Any]] = []
+    """Each target with the measured value and whether it was met (None when not measured).
+
+    The throughput target is judged twice: against the CLI's own images/s (its whole command, which also starts
+    up and encodes the gallery) and, stricter, against its probes-only rate."""
+
+    def row(target: str, value: Any, met: bool | None) -> dict[str, Any]:
+        return {"target": target, "value": value, "met": met}
+
     through = report.get("throughput", {})
-    ratio = through.get("ratio_probes_only")
+    need = TARGETS["throughput_ratio"]
+    end_to_end, probes_only = through.get("ratio_end_to_end"), through.get("ratio_probes_only")
     fg_rank1 = through.get("facegate", {}).get("accuracy", {}).get("rank1")
     base_rank1 = through.get("face_recognition", {}).get("accuracy", {}).get("rank1")
-    rows.append(
-        {
-            "target": f">= {TARGETS['throughput_ratio']:g}x face_recognition CLI images/s",
-            "value": ratio,
-            "met": None if ratio is None else ratio >= TARGETS["throughput_ratio"],
-        }
-    )
-    rows.append(
-        {
-            "target": "rank-1 >= face_recognition CLI's",
-            "value": None if base_rank1 is None else f"{fg_rank1} vs {base_rank1}",
-            "met": None if base_rank1 is None or fg_rank1 is None else fg_rank1 >= base_rank1,
-        }
-    )
     p50 = report.get("latency", {}).get("p50_ms")
-    rows.append(
-        {
-            "target": f"identify p50 <= {TARGETS['identify_p50_ms']:g} ms (640x480, one face)",
-            "value": p50,
-            "met": None if p50 is None else p50 <= TARGETS["identify_p50_ms"],
-        }
-    )
     rate = report.get("bulk_enroll", {}).get("images_per_s")
-    rows.append(
-        {
-            "target": f"bulk enroll >= {TARGETS['bulk_enroll_images_per_s']:g} images/s",
-            "value": rate,
-            "met": None if rate is None else rate >= TARGETS["bulk_enroll_images_per_s"],
-        }
-    )
-    return rows
+    return [
+        row(
+            f">= {need:g}x the face_recognition CLI's images/s (its whole command)",
+            end_to_end,
+            None if end_to_end is None else end_to_end >= need,
+        ),
+        row(
+            f">= {need:g}x the CLI's probes-only images/s (its start-up and gallery encoding subtracted)",
+            probes_only,
+            None if probes_only is None else probes_only >= need,
+        ),
+        row(
+            "rank-1 >= the face_recognition CLI's",
+            None if base_rank1 is None else f"{fg_rank1} vs {base_rank1}",
+            None if base_rank1 is None or fg_rank1 is None else fg_rank1 >= base_rank1,
+        ),
+        row(
+            f"identify p50 <= {TARGETS['identify_p50_ms']:g} ms (640x480, one face)",
+            p50,
+            None if p50 is None else p50 <= TARGETS["identify_p50_ms"],
+        ),
+        row(
+            f"bulk enroll >= {TARGETS['bulk_enroll_images_per_s']:g} images/s (facegate enroll, start-up included)",
+            rate,
+            None if rate is None else rate >= TARGETS["bulk_enroll_images_per_s"],
+        ),
+    ]
 
 
 # More than this many cores used by other processes (on a 2-core machine) visibly moves the figures.
@@ -842,12 +872,16 @@ def _figures(r: Mapping[str, Any]) -> list[tuple[str, str]]:
             f"{get(*base, 'images_per_s_probes_only')} / {get(*base, 'images_per_s_total')}",
         ),
         (
-            "ratio: vs probes only / vs end to end (target >= 5x)",
-            f"{get('throughput', 'ratio_probes_only')}x / {get('throughput', 'ratio_end_to_end')}x ({met(0)})",
+            "ratio vs the CLI end to end (target >= 5x)",
+            f"{get('throughput', 'ratio_end_to_end')}x ({met(0)})",
+        ),
+        (
+            "ratio vs the CLI probes only (stricter)",
+            f"{get('throughput', 'ratio_probes_only')}x ({met(1)})",
         ),
         (
             "rank-1: facegate vs face_recognition",
-            f"{get(*fg, 'accuracy', 'rank1')} vs {get(*base, 'accuracy', 'rank1')} ({met(1)})",
+            f"{get(*fg, 'accuracy', 'rank1')} vs {get(*base, 'accuracy', 'rank1')} ({met(2)})",
         ),
         (
             "identified at threshold: facegate vs face_recognition",
@@ -860,11 +894,11 @@ def _figures(r: Mapping[str, Any]) -> list[tuple[str, str]]:
         ),
         (
             "identify 640x480 p50 / p95 ms (target p50 <= 60)",
-            f"{get('latency', 'p50_ms')} / {get('latency', 'p95_ms')} ({met(2)})",
+            f"{get('latency', 'p50_ms')} / {get('latency', 'p95_ms')} ({met(3)})",
         ),
         (
             "bulk enroll images/s: with / without start-up (target >= 40)",
-            f"{get('bulk_enroll', 'images_per_s')} / {get('bulk_enroll', 'images_per_s_excluding_startup')} ({met(3)})",
+            f"{get('bulk_enroll', 'images_per_s')} / {get('bulk_enroll', 'images_per_s_excluding_startup')} ({met(4)})",
         ),
         (
             "CPU used by other processes during the run, cores (max over phases)",
