@@ -14,6 +14,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from facegate.services.runtime import Runtime
+from facegate.store.blobs import FileBlobStore
 from facegate.store.models import FaceRecord, ImageRecord, MatchRecord, Person
 
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
@@ -103,3 +104,18 @@ def blank_jpeg(width: int = 320, height: int = 240) -> bytes:
     rng = np.random.default_rng(0)
     noise = rng.integers(90, 110, size=(height, width, 3), dtype=np.uint8)
     return jpeg_bytes(Image.fromarray(noise))
+
+
+class FailingBlobStore(FileBlobStore):
+    """The real file store, except that the n-th put fails as a full disk would."""
+
+    def __init__(self, root: Path, fail_on: int) -> None:
+        super().__init__(root)
+        self.fail_on = fail_on
+        self.puts = 0
+
+    def put(self, key: str, data: bytes) -> None:
+        self.puts += 1
+        if self.puts == self.fail_on:
+            raise OSError(28, "No space left on device (injected)")
+        super().put(key, data)

@@ -15,26 +15,11 @@ from facegate.services.enroll import parse_metadata
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import Upload
 from facegate.store.blobs import FileBlobStore
-from tests.support import assert_nothing_stored, blob_files, row_counts
+from tests.support import FailingBlobStore, assert_nothing_stored, blob_files, row_counts
 
 
 def _uploads(*paths: Path) -> list[Upload]:
     return [Upload(filename=p.name, data=p.read_bytes()) for p in paths]
-
-
-class FailingBlobStore(FileBlobStore):
-    """The real file store, except that the n-th put fails as a full disk would."""
-
-    def __init__(self, root: Path, fail_on: int) -> None:
-        super().__init__(root)
-        self.fail_on = fail_on
-        self.puts = 0
-
-    def put(self, key: str, data: bytes) -> None:
-        self.puts += 1
-        if self.puts == self.fail_on:
-            raise OSError(28, "No space left on device (injected)")
-        super().put(key, data)
 
 
 class FailingIndex:

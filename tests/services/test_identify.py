@@ -12,22 +12,8 @@ from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import Upload
-from facegate.store.blobs import FileBlobStore
 from facegate.store.models import MatchRecord
-from tests.support import blob_files, row_counts
-
-
-class FailingBlobStore(FileBlobStore):
-    def __init__(self, root: Path, fail_on: int) -> None:
-        super().__init__(root)
-        self.fail_on = fail_on
-        self.puts = 0
-
-    def put(self, key: str, data: bytes) -> None:
-        self.puts += 1
-        if self.puts == self.fail_on:
-            raise OSError(28, "No space left on device (injected)")
-        super().put(key, data)
+from tests.support import FailingBlobStore, blob_files, row_counts
 
 
 def test_each_face_is_recorded_with_its_crop(runtime: Runtime, dev: Path) -> None:
