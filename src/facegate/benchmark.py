@@ -401,6 +401,19 @@ class OtherLoad:
         }
 
 
+def cpu_canary_ms(rounds: int = 7) -> float:
+    """Best time of a fixed single-threaded Python loop: a yardstick of the CPU's speed at the time of a run, so
+    that runs on the same (virtual) machine can be compared (the host's load can change it by 10-20%)."""
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        for i in range(300_000):
+            total += i * i
+        best = min(best, time.perf_counter() - started)
+    return round(1000 * best, 2)
+
+
 def wait_for_quiet(max_wait: float, log: Log, *, busy_cores: float = 0.15, window: float = 3.0) -> dict[str, Any]:
     """Wait (up to `max_wait` seconds) until other processes use less than `busy_cores` for a `window`."""
     started = time.perf_counter()
@@ -752,9 +765,11 @@ def measure_quietly(name: str, fn: Callable[[], T], options: BenchOptions, load:
     best: tuple[T, float] | None = None
     for attempt in range(1, options.attempts + 1):
         start = wait_for_quiet(options.quiet_wait, log)
+        canary_before = cpu_canary_ms()
         with OtherLoad() as other:
             result = fn()
-        summary = {"attempt": attempt, **start, **other.summary()}
+        canary = [canary_before, cpu_canary_ms()]
+        summary = {"attempt": attempt, **start, **other.summary(), "cpu_canary_ms_before_after": canary}
         attempts.append(summary)
         cores = summary["other_processes_cores"]
         if best is None or cores < best[1]:
@@ -813,6 +828,7 @@ def run(options: BenchOptions, log: Log = print) -> dict[str, Any]:
     }
     load: dict[str, Any] = {}
     throughput: dict[str, Any] = {}
+    canary = {"start_ms": cpu_canary_ms()}
     with tempfile.TemporaryDirectory(prefix="facegate-bench-") as tmp:
         work = Path(tmp)
         known_dir, unknown_dir = write_baseline_dirs(split, work / "split")
@@ -842,6 +858,8 @@ def run(options: BenchOptions, log: Log = print) -> dict[str, Any]:
             return bulk_enroll(faceset.photos, options.engine, work / "enroll", options.enroll_runs)
 
         report["bulk_enroll"] = measure_quietly("bulk_enroll", enroll, options, load, log)
+    canary["end_ms"] = cpu_canary_ms()
+    report["machine"]["cpu_canary"] = canary
     load["max_other_processes_cores"] = max(v["other_processes_cores"] for v in load.values())
     load["contended"] = load["max_other_processes_cores"] > CONTENDED_CORES
     if load["contended"]:
