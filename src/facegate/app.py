@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from facegate import __version__
 from facegate.api import compare, enroll, health, identify, matches, people, telemetry
 from facegate.api.errors import install_error_handlers
 from facegate.api.limits import BodySizeLimit
+from facegate.api.request_metrics import RequestMetrics
 from facegate.config import Settings
 from facegate.services.runtime import Runtime
+from facegate.services.telemetry import Telemetry
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -55,16 +56,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     ):
         app.include_router(router)
 
-    @app.middleware("http")
-    async def record_request(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        rt: Runtime | None = getattr(request.app.state, "runtime", None)
-        if rt is not None:
-            rt.telemetry.requests.labels(request.method, route, str(response.status_code)).inc()
-            rt.telemetry.request_seconds.labels(route).observe(time.perf_counter() - started)
-        return response
+    def current_telemetry() -> Telemetry | None:
+        rt: Runtime | None = getattr(app.state, "runtime", None)
+        return rt.telemetry if rt is not None else None
 
+    # The last added runs first: metrics see the size limit's 413s.
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes)
+    app.add_middleware(RequestMetrics, telemetry=current_telemetry)
     return app

@@ -3,13 +3,18 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from facegate.api.deps import RuntimeDep
 from facegate.api.errors import error_body
 from facegate.services import status
 
 router = APIRouter(tags=["health"])
+
+
+@router.get("/", include_in_schema=False)
+def root() -> RedirectResponse:
+    return RedirectResponse("/docs")
 
 
 @router.get("/health", summary="Process is alive")
