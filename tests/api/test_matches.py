@@ -130,3 +130,31 @@ def test_invalid_filter_is_invalid_field(client: TestClient, params: dict[str, o
     response = client.get("/api/v1/matches", params=params)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_field"
+
+
+def test_enroll_an_unknown_from_its_match(client: TestClient, history: History, dev: Path) -> None:
+    response = client.post(f"/api/v1/matches/{history.unknown}/enroll", data={"name": "Ariel Sharon"})
+    assert response.status_code == 201, response.text
+    sharon = response.json()["person"]
+    assert sharon["face_count"] == 1
+    # The match is now labelled with the new person, and their other photos are recognised.
+    assert client.get(f"/api/v1/matches/{history.unknown}").json()["person_id"] == sharon["id"]
+    again = identify(client, dev / "ariel_sharon" / "2.jpg")["faces"][0]
+    assert again["match"] and again["match"]["person_id"] == sharon["id"]
+
+
+def test_enroll_from_match_onto_an_existing_person(client: TestClient, history: History) -> None:
+    response = client.post(f"/api/v1/matches/{history.known[0]}/enroll", data={"person_id": history.powell})
+    assert response.status_code == 201, response.text
+    assert response.json()["person"]["face_count"] == 2
+
+
+def test_enroll_from_match_errors(client: TestClient, history: History) -> None:
+    missing = client.post("/api/v1/matches/999999/enroll", data={"name": "x"})
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "match_not_found")
+    neither = client.post(f"/api/v1/matches/{history.unknown}/enroll")
+    assert (neither.status_code, neither.json()["error"]["code"]) == (400, "name_or_person_id")
+    people_before = client.get("/api/v1/people").json()["total"]
+    nobody = client.post(f"/api/v1/matches/{history.unknown}/enroll", data={"person_id": "no-such-person"})
+    assert (nobody.status_code, nobody.json()["error"]["code"]) == (404, "person_not_found")
+    assert client.get("/api/v1/people").json()["total"] == people_before

@@ -3,11 +3,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Form, Query, Response, status
 
 from facegate.api.deps import RuntimeDep
 from facegate.services import matches as matches_service
-from facegate.services.schemas import MatchesPage, MatchPublic
+from facegate.services.schemas import EnrollResult, MatchesPage, MatchPublic
 
 router = APIRouter(prefix="/api/v1/matches", tags=["matches"])
 
@@ -40,3 +40,18 @@ def get_match(rt: RuntimeDep, match_id: int) -> MatchPublic:
 )
 def match_crop(rt: RuntimeDep, match_id: int) -> Response:
     return Response(matches_service.match_crop(rt, match_id), media_type="image/jpeg")
+
+
+@router.post(
+    "/{match_id}/enroll",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EnrollResult,
+    summary="Enroll the face kept for this match as a new person (name) or onto one (person_id)",
+)
+def enroll_from_match(
+    rt: RuntimeDep,
+    match_id: int,
+    name: Annotated[str | None, Form(max_length=200)] = None,
+    person_id: Annotated[str | None, Form()] = None,
+) -> EnrollResult:
+    return matches_service.enroll_from_match(rt, match_id, name=name, person_id=person_id)

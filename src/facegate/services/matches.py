@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from facegate.errors import NotFound
+from facegate.services import enroll as enroll_service
 from facegate.services.runtime import Runtime
-from facegate.services.schemas import BoxPublic, MatchesPage, MatchPublic
+from facegate.services.schemas import BoxPublic, EnrollResult, MatchesPage, MatchPublic, Upload
 from facegate.store import repository
 from facegate.store.models import MatchRecord
 
@@ -71,3 +72,17 @@ def match_crop(rt: Runtime, match_id: int) -> bytes:
     if key is None:
         raise NotFound(f"Match {match_id} has no stored crop.", code="crop_not_found")
     return rt.blobs.get(key)
+
+
+def enroll_from_match(
+    rt: Runtime, match_id: int, *, name: str | None = None, person_id: str | None = None
+) -> EnrollResult:
+    """Enroll the face kept for a match (typically an unknown) as a new person or onto an existing one, and
+    label that match with the person."""
+    crop = match_crop(rt, match_id)
+    result = enroll_service.enroll(rt, [Upload(f"match-{match_id}.jpg", crop)], name=name, person_id=person_id)
+    with rt.db.session() as session:
+        record = repository.get_match(session, match_id)
+        if record is not None:  # deleted meanwhile: the enrollment stands on its own
+            record.person_id = result.person.id
+    return result
