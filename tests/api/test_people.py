@@ -145,3 +145,10 @@ def test_delete_then_enroll_the_same_photo_again(client: TestClient, runtime: Ru
     assert second["person"]["id"] != first
     assert len(runtime.index) == 1
     assert identify(client, dev / "colin_powell" / "2.jpg")["faces"][0]["match"]["person_id"] == second["person"]["id"]
+
+
+def test_patch_cannot_null_the_name(client: TestClient, dev: Path) -> None:
+    person = enroll(client, [dev / "colin_powell" / "1.jpg"], name="Colin Powell")["person"]
+    response = client.patch(f"/api/v1/people/{person['id']}", json={"name": None})
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_name")
+    assert client.get(f"/api/v1/people/{person['id']}").json()["name"] == "Colin Powell"

@@ -7,7 +7,7 @@ import logging
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from facegate.errors import Conflict, NotFound
+from facegate.errors import Conflict, InvalidInput, NotFound
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import PeoplePage, PersonPublic, PersonUpdate
 from facegate.store import repository
@@ -56,7 +56,9 @@ def update_person(rt: Runtime, person_id: str, update: PersonUpdate) -> PersonPu
         with rt.db.session() as session:
             person = require_person(session, person_id)
             fields = update.model_fields_set
-            if "name" in fields and update.name is not None:
+            if "name" in fields:
+                if update.name is None:
+                    raise InvalidInput("name cannot be null; every person has a name.", code="invalid_name")
                 person.name = update.name
             if "external_id" in fields:
                 person.external_id = update.external_id
