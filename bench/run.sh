@@ -19,4 +19,4 @@ mkdir -p bench/results
 for engine in opencv dlib; do
     facegate bench "$faceset" --engine "$engine" --output "bench/results/bench-$engine.json" "$@"
 done
-python -m facegate.benchmark table bench/results/bench-opencv.json bench/results/bench-dlib.json
+facegate bench-table bench/results/bench-opencv.json bench/results/bench-dlib.json

@@ -1,4 +1,4 @@
-"""Command line: serve, enroll, identify, people, eval, bench."""
+"""Command line: serve, enroll, identify, people, eval, bench, bench-table."""
 
 from __future__ import annotations
 
@@ -334,11 +334,13 @@ def bench_command(
     ] = 3,
 ) -> None:
     """Identify throughput over HTTP vs the face_recognition CLI, identify latency, bulk-enroll rate."""
-    from facegate import benchmark
+    from facegate.benchmark.options import ENGINES, BenchOptions
+    from facegate.benchmark.run import run
+    from facegate.benchmark.table import markdown_table
 
-    if engine not in benchmark.ENGINES:
+    if engine not in ENGINES:
         raise typer.BadParameter("engine must be opencv or dlib")
-    options = benchmark.BenchOptions(
+    options = BenchOptions(
         faceset=faceset,
         engine=engine,
         baseline=baseline,
@@ -351,11 +353,23 @@ def bench_command(
         attempts=attempts,
     )
     try:
-        report = benchmark.run(options, log=err_console.print)
+        report = run(options, log=err_console.print)
     except FacegateError as exc:
         raise _fail(exc) from exc
-    typer.echo(benchmark.markdown_table([report]))
+    typer.echo(markdown_table([report]))
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"Report written to {output}")
+
+
+@app.command("bench-table")
+def bench_table_command(
+    reports: Annotated[
+        list[Path], typer.Argument(help="JSON reports of `facegate bench --output`", exists=True, dir_okay=False)
+    ],
+) -> None:
+    """Print the headline figures of bench reports side by side, as the Markdown table of bench/README.md."""
+    from facegate.benchmark.table import markdown_table
+
+    typer.echo(markdown_table([json.loads(p.read_text()) for p in reports]))

@@ -1,0 +1,66 @@
+"""A real `facegate serve` child process on a free local port."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from facegate.benchmark.processes import executable, facegate_env
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    start_seconds: float
+    log_path: Path
+
+
+@contextmanager
+def running_server(data_dir: Path, engine: str, log_path: Path, *, timeout: float = 300.0) -> Iterator[Server]:
+    """`facegate serve` as a child process, yielded once GET /ready answers 200; stopped on exit."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = time.perf_counter()
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [executable("facegate"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=facegate_env(data_dir, engine),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            with httpx.Client(base_url=url, timeout=5.0) as client:
+                while True:
+                    if process.poll() is not None:
+                        raise RuntimeError(f"facegate serve exited ({process.returncode}); see {log_path}")
+                    if time.perf_counter() - started > timeout:
+                        raise RuntimeError(f"facegate serve was not ready within {timeout:.0f}s; see {log_path}")
+                    try:
+                        if client.get("/ready").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    time.sleep(0.1)
+            yield Server(url, process, time.perf_counter() - started, log_path)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

@@ -1,0 +1,74 @@
+"""The headline figures of reports as a Markdown table (bench/README.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def _figures(r: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(measure, value) rows of one report for the summary table."""
+
+    def get(*path: str) -> Any:
+        value: Any = r
+        for key in path:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return "n/a" if value is None else value
+
+    def met(i: int) -> str:
+        flag = r["targets"][i]["met"]
+        return "n/a" if flag is None else ("met" if flag else "**not met**")
+
+    fg, base = ("throughput", "facegate"), ("throughput", "face_recognition")
+    return [
+        ("facegate identify images/s over HTTP", f"{get(*fg, 'images_per_s')}"),
+        (
+            "face_recognition CLI images/s: probes only / end to end",
+            f"{get(*base, 'images_per_s_probes_only')} / {get(*base, 'images_per_s_total')}",
+        ),
+        (
+            "ratio vs the CLI end to end (target >= 5x)",
+            f"{get('throughput', 'ratio_end_to_end')}x ({met(0)})",
+        ),
+        (
+            "ratio vs the CLI probes only (stricter)",
+            f"{get('throughput', 'ratio_probes_only')}x ({met(1)})",
+        ),
+        (
+            "rank-1: facegate vs face_recognition",
+            f"{get(*fg, 'accuracy', 'rank1')} vs {get(*base, 'accuracy', 'rank1')} ({met(2)})",
+        ),
+        (
+            "identified at threshold: facegate vs face_recognition",
+            f"{get(*fg, 'accuracy', 'identified_at_threshold')} vs {get(*base, 'accuracy', 'identified_at_threshold')}",
+        ),
+        (
+            "unknown people falsely accepted: facegate vs face_recognition",
+            f"{get(*fg, 'accuracy', 'false_accept_rate_unknown')} vs "
+            f"{get(*base, 'accuracy', 'false_accept_rate_unknown')}",
+        ),
+        (
+            "identify 640x480 p50 / p95 ms (target p50 <= 60)",
+            f"{get('latency', 'p50_ms')} / {get('latency', 'p95_ms')} ({met(3)})",
+        ),
+        (
+            "bulk enroll images/s: with / without start-up (target >= 40)",
+            f"{get('bulk_enroll', 'images_per_s')} / {get('bulk_enroll', 'images_per_s_excluding_startup')} ({met(4)})",
+        ),
+        (
+            "CPU used by other processes during the run, cores (max over phases)",
+            f"{get('other_load', 'max_other_processes_cores')}",
+        ),
+    ]
+
+
+def markdown_table(reports: Sequence[Mapping[str, Any]]) -> str:
+    """The headline figures of several reports (one per engine) side by side, for bench/README.md."""
+    columns = [_figures(r) for r in reports]
+    lines = [
+        "| measure | " + " | ".join(str(r["engine"]) for r in reports) + " |",
+        "|---|" + "---|" * len(reports),
+    ]
+    for i, (label, _) in enumerate(columns[0] if columns else []):
+        lines.append(f"| {label} | " + " | ".join(col[i][1] for col in columns) + " |")
+    return "\n".join(lines)
