@@ -12,8 +12,8 @@ import httpx
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 
-def _upload(path: Path, data: bytes | None = None) -> tuple[str, bytes, str]:
-    return (path.name, data if data is not None else path.read_bytes(), MIME.get(path.suffix.lower(), "image/jpeg"))
+def _upload(path: Path) -> tuple[str, bytes, str]:
+    return (path.name, path.read_bytes(), MIME.get(path.suffix.lower(), "image/jpeg"))
 
 
 def enroll_gallery(client: httpx.Client, gallery: Mapping[str, Path]) -> dict[str, Any]:
