@@ -98,7 +98,8 @@ class EnrollSettings(BaseModel):
     min_detector_score: float = Field(0.7, ge=0.0, le=1.0)
     # "dominant": enroll the largest face when its area is `dominant_ratio` x the next one; "reject": any
     # photo with several faces is rejected. 1.5 (faces ~1.22x wider) separates a subject from bystanders,
-    # while two people side by side (area ratio ~1.0) are refused as ambiguous.
+    # while two people side by side (area ratio ~1.0) are refused as ambiguous. A face cut by the photo's
+    # edge never dominates others.
     multiple_faces: Literal["dominant", "reject"] = "dominant"
     dominant_ratio: float = Field(1.5, ge=1.0)
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from facegate.config import EnrollSettings
 from facegate.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from facegate.index.base import Hit, VectorIndex, Vectors
 from facegate.services import enroll as enroll_service
@@ -15,6 +16,7 @@ from facegate.services.enroll import parse_metadata
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import Upload
 from facegate.store.blobs import FileBlobStore
+from facegate.vision.pool import EnginePool
 from tests.support import FailingBlobStore, assert_nothing_stored, blob_files, row_counts
 
 
@@ -187,3 +189,24 @@ def test_parse_metadata_refuses_anything_but_an_object(text: str) -> None:
     with pytest.raises(InvalidInput) as raised:
         parse_metadata(text)
     assert raised.value.code == "invalid_metadata"
+
+
+def test_a_face_cut_by_the_edge_never_dominates(opencv_pool: EnginePool, dev: Path) -> None:
+    # In this selfie the largest box is a face cut off at the photo's corner: enrolling it would store a
+    # bystander, so the photo is refused as ambiguous instead.
+    analysis = opencv_pool.analyze(
+        (dev / "multi" / "selfie-many-people.jpg").read_bytes(), max_pixels=40_000_000, max_faces=1, crops=False
+    )
+    largest = analysis.boxes[0]
+    assert largest.left <= 0 or largest.top <= 0 or largest.left + largest.width >= analysis.width
+    assert enroll_service.pick_face(analysis, EnrollSettings(dominant_ratio=1.0)) == (None, "multiple_faces")
+
+
+def test_a_clear_subject_dominates_bystanders(opencv_pool: EnginePool, dev: Path) -> None:
+    # LFW crop with smaller faces in the background (README caveat): the central face is enrolled.
+    analysis = opencv_pool.analyze(
+        (dev / "ariel_sharon" / "4.jpg").read_bytes(), max_pixels=40_000_000, max_faces=1, crops=False
+    )
+    assert len(analysis.boxes) > 1
+    face, reason = enroll_service.pick_face(analysis, EnrollSettings())
+    assert reason is None and face is not None and face.box == analysis.boxes[0]

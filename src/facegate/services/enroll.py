@@ -74,7 +74,16 @@ def pick_face(analysis: ImageAnalysis, rules: EnrollSettings) -> tuple[FaceAnaly
         return None, "no_face"
     boxes = analysis.boxes
     if len(boxes) > 1:
-        dominant = boxes[0].area >= rules.dominant_ratio * boxes[1].area
+        largest = boxes[0]
+        # A face cut by the photo's edge among others is usually a bystander leaning in (a selfie's corner),
+        # so it never counts as the subject, however large.
+        cut = (
+            largest.left <= 0
+            or largest.top <= 0
+            or largest.left + largest.width >= analysis.width
+            or largest.top + largest.height >= analysis.height
+        )
+        dominant = not cut and largest.area >= rules.dominant_ratio * boxes[1].area
         if rules.multiple_faces == "reject" or not dominant:
             return None, "multiple_faces"
     face = analysis.faces[0]
