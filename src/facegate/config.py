@@ -79,6 +79,9 @@ class HNSWIndexSettings(BaseModel):
     ef_construction: int = Field(200, ge=10)
     ef_search: int = Field(64, ge=10)
     initial_capacity: int = Field(1024, ge=16)
+    # How often (seconds) identify checks the store for faces enrolled or deleted by another process (the
+    # CLI, another replica) and brings the in-process index up to date; 0 turns the check off.
+    sync_seconds: float = Field(2.0, ge=0.0)
 
 
 class LimitSettings(BaseModel):

@@ -117,3 +117,11 @@ def test_empty_add_is_a_no_op() -> None:
     index = _index()
     index.add([], [], np.zeros((0, DIM), dtype=np.float32))
     assert len(index) == 0
+
+
+def test_ids_lists_live_faces_only() -> None:
+    index = HNSWIndex(HNSWIndexSettings(initial_capacity=16), dim=4, metric="cosine")
+    index.open()
+    index.add([1, 2, 3], ["a", "a", "b"], np.eye(4, dtype=np.float32)[:3])
+    index.remove([2])
+    assert index.ids() == {1, 3}

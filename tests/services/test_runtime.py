@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 
-from facegate.config import Settings
+from facegate.config import HNSWIndexSettings, Settings
 from facegate.services import enroll as enroll_service
+from facegate.services import identify as identify_service
+from facegate.services import people as people_service
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import Upload
 from facegate.store.models import FaceRecord, ImageRecord, Person, new_id
@@ -140,3 +143,37 @@ def test_open_creates_the_data_directory(tmp_path: Path, opencv_pool: EnginePool
         assert (data / "blobs").is_dir()
     finally:
         rt.close()
+
+
+def test_index_follows_enrollments_and_deletes_made_by_another_process(
+    settings: Settings, opencv_pool: EnginePool, dev: Path
+) -> None:
+    """Two runtimes on one data directory stand for `facegate serve` and a `facegate enroll` run beside it."""
+    server = Runtime(settings.model_copy(update={"index": HNSWIndexSettings(sync_seconds=0.001)}), engine=opencv_pool)
+    server.open()
+    other = Runtime(settings, engine=opencv_pool)
+    other.open()
+    probe = (dev / "colin_powell" / "3.jpg").read_bytes()
+    try:
+        assert identify_service.identify(server, probe).faces[0].match is None
+        powell = _enroll(other, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
+        time.sleep(0.01)
+
+        seen = identify_service.identify(server, probe).faces[0].match
+        assert seen is not None and seen.person_id == powell
+        assert len(server.index) == 2
+
+        people_service.delete_person(other, powell)
+        time.sleep(0.01)
+        assert identify_service.identify(server, probe).faces[0].match is None
+        assert len(server.index) == 0
+    finally:
+        other.close()
+        server.close()
+
+
+def test_sync_is_a_no_op_when_nothing_changed(runtime: Runtime, dev: Path) -> None:
+    _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    before = runtime.index.ids()
+    runtime.sync_index()
+    assert runtime.index.ids() == before and len(before) == 1

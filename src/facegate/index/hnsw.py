@@ -70,6 +70,10 @@ class HNSWIndex:
             hits.append(Hit(label, person_id, value))
         return hits
 
+    def ids(self) -> set[int]:
+        with self._lock:
+            return set(self._person_of)
+
     def __len__(self) -> int:
         return len(self._person_of)
 

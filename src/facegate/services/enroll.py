@@ -240,7 +240,7 @@ def _store(
     written: list[str] = []
     indexed: list[int] = []
     try:
-        with rt.db.session() as session:
+        with rt.index_writes, rt.db.session() as session:
             if person_id is not None:
                 person = require_person(session, person_id)
             else:

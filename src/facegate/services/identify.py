@@ -61,6 +61,7 @@ def _match_and_record(
 ) -> IdentifyResult:
     info = rt.engine.info
     request_id = new_id()
+    rt.sync_index_if_due()
     per_face = [best_per_person(rt.index.search(f.embedding, top_k * FACES_PER_PERSON), top_k) for f in analysis.faces]
     now = datetime.now(UTC)
     written: list[str] = []

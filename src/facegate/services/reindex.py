@@ -41,7 +41,7 @@ def reindex(rt: Runtime, progress: Callable[[int], None] | None = None) -> Reind
     pending = images_without_current_embedding(rt)
     result = ReindexResult(images=len(pending), added=0, failed=[])
     for start in range(0, len(pending), BATCH):
-        with rt.db.session() as session:
+        with rt.index_writes, rt.db.session() as session:
             images = [session.get_one(ImageRecord, image_id) for image_id in pending[start : start + BATCH]]
             futures = [
                 rt.engine.submit(

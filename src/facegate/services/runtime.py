@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 
@@ -42,6 +43,9 @@ class Runtime:
         info = self.engine.info
         self.index: VectorIndex = build_index(settings.index, dim=info.dim, metric=info.metric)
         self.telemetry = Telemetry()
+        # Held while index entries and their rows must change together (enroll, reindex, sync).
+        self.index_writes = threading.RLock()
+        self._synced_at = 0.0
 
     def open(self) -> None:
         started = time.perf_counter()
@@ -64,29 +68,68 @@ class Runtime:
 
     def rebuild_index(self) -> None:
         """Load every embedding of the current engine and model version from the store."""
+        with self.index_writes:
+            self.index.open()
+            self._load_embeddings(None)
+            self._synced_at = time.monotonic()
+
+    def _load_embeddings(self, ids: set[int] | None) -> None:
         info = self.engine.info
-        self.index.open()
-        ids: list[int] = []
+        face_ids: list[int] = []
         people: list[str] = []
         vectors: list[bytes] = []
 
         def flush() -> None:
-            matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(ids), info.dim)
-            self.index.add(ids, people, matrix)
-            ids.clear()
+            matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(face_ids), info.dim)
+            self.index.add(face_ids, people, matrix)
+            face_ids.clear()
             people.clear()
             vectors.clear()
 
+        # Chunks keep an IN (...) list within every database's limit on bound parameters.
+        chunks: list[set[int] | None] = (
+            [None]
+            if ids is None
+            else [set(sorted(ids)[i : i + REBUILD_BATCH]) for i in range(0, len(ids), REBUILD_BATCH)]
+        )
         with self.db.session() as session:
-            for face_id, person_id, embedding in repository.iter_embeddings(session, info.name, info.model_version):
-                ids.append(face_id)
-                people.append(person_id)
-                vectors.append(embedding)
-                if len(ids) >= REBUILD_BATCH:
-                    flush()
-        if ids:
+            for chunk in chunks:
+                for face_id, person_id, embedding in repository.iter_embeddings(
+                    session, info.name, info.model_version, ids=chunk
+                ):
+                    face_ids.append(face_id)
+                    people.append(person_id)
+                    vectors.append(embedding)
+                    if len(face_ids) >= REBUILD_BATCH:
+                        flush()
+        if face_ids:
             flush()
         self.telemetry.index_size.set(len(self.index))
+
+    def sync_index(self) -> None:
+        """Bring the index level with the store after other processes enrolled or deleted faces.
+
+        Cheap when nothing changed (one COUNT/MAX query); otherwise the id sets are compared and only the
+        difference is loaded or removed. Holds `index_writes`, so an enrollment of this process that has
+        reached the index but not yet committed is never mistaken for a stale entry.
+        """
+        info = self.engine.info
+        with self.index_writes:
+            self._synced_at = time.monotonic()
+            with self.db.session() as session:
+                count, highest = repository.embedding_stats(session, info.name, info.model_version)
+                indexed = self.index.ids()
+                if count == len(indexed) and highest == (max(indexed) if indexed else None):
+                    return
+                stored = repository.face_ids(session, info.name, info.model_version)
+            self.index.remove(sorted(indexed - stored))
+            self._load_embeddings(stored - indexed)
+        log.info("index synced with the store: %d faces", len(self.index))
+
+    def sync_index_if_due(self) -> None:
+        interval = self.settings.index.sync_seconds
+        if interval and time.monotonic() - self._synced_at >= interval:
+            self.sync_index()
 
     def sweep_orphan_blobs(self, min_age_seconds: float = ORPHAN_MIN_AGE_SECONDS) -> int:
         """Delete blobs no row refers to (left by a crash between a blob write and its commit)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -74,15 +74,34 @@ def delete_person(session: Session, person: Person) -> None:
     session.delete(person)
 
 
-def iter_embeddings(session: Session, engine: str, model_version: str) -> Iterator[tuple[int, str, bytes]]:
-    query = (
-        select(FaceRecord.id, FaceRecord.person_id, FaceRecord.embedding)
-        .where(FaceRecord.engine == engine, FaceRecord.model_version == model_version)
-        .order_by(FaceRecord.id)
-        .execution_options(yield_per=2000)
+def iter_embeddings(
+    session: Session, engine: str, model_version: str, *, ids: Collection[int] | None = None
+) -> Iterator[tuple[int, str, bytes]]:
+    """(face id, person id, embedding bytes) of one engine's faces, all of them or those in `ids`."""
+    query = select(FaceRecord.id, FaceRecord.person_id, FaceRecord.embedding).where(
+        FaceRecord.engine == engine, FaceRecord.model_version == model_version
     )
-    for face_id, person_id, embedding in session.execute(query):
+    if ids is not None:
+        query = query.where(FaceRecord.id.in_(ids))
+    for face_id, person_id, embedding in session.execute(
+        query.order_by(FaceRecord.id).execution_options(yield_per=2000)
+    ):
         yield int(face_id), str(person_id), bytes(embedding)
+
+
+def embedding_stats(session: Session, engine: str, model_version: str) -> tuple[int, int | None]:
+    """How many faces one engine has, and the highest face id: a cheap fingerprint of the set."""
+    count, highest = session.execute(
+        select(func.count(), func.max(FaceRecord.id)).where(
+            FaceRecord.engine == engine, FaceRecord.model_version == model_version
+        )
+    ).one()
+    return int(count), (int(highest) if highest is not None else None)
+
+
+def face_ids(session: Session, engine: str, model_version: str) -> set[int]:
+    query = select(FaceRecord.id).where(FaceRecord.engine == engine, FaceRecord.model_version == model_version)
+    return set(session.scalars(query).all())
 
 
 def names_of(session: Session, person_ids: list[str]) -> dict[str, str]:
