@@ -125,3 +125,15 @@ def test_ids_lists_live_faces_only() -> None:
     index.add([1, 2, 3], ["a", "a", "b"], np.eye(4, dtype=np.float32)[:3])
     index.remove([2])
     assert index.ids() == {1, 3}
+
+
+def test_max_id_follows_adds_and_removes() -> None:
+    index = HNSWIndex(HNSWIndexSettings(initial_capacity=16), dim=4, metric="cosine")
+    index.open()
+    assert index.max_id() is None
+    index.add([3, 7], ["a", "b"], np.eye(4, dtype=np.float32)[:2])
+    assert index.max_id() == 7
+    index.remove([7])
+    assert index.max_id() == 3
+    index.remove([3])
+    assert index.max_id() is None

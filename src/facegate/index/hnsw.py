@@ -19,6 +19,7 @@ class HNSWIndex:
         self._metric = metric
         self._index: Any = None
         self._person_of: dict[int, str] = {}
+        self._max_id: int | None = None
         # hnswlib allows concurrent queries but not a resize during them; one lock keeps it simple.
         self._lock = threading.Lock()
 
@@ -33,6 +34,7 @@ class HNSWIndex:
         with self._lock:
             self._index = index
             self._person_of = {}
+            self._max_id = None
 
     def add(self, face_ids: list[int], person_ids: list[str], vectors: Vectors) -> None:
         if not face_ids:
@@ -45,12 +47,15 @@ class HNSWIndex:
                 self._index.resize_index(max(needed, capacity * 2))
             self._index.add_items(data, np.asarray(face_ids, dtype=np.int64))
             self._person_of.update(zip(face_ids, person_ids, strict=True))
+            self._max_id = max(face_ids) if self._max_id is None else max(self._max_id, *face_ids)
 
     def remove(self, face_ids: list[int]) -> None:
         with self._lock:
             for face_id in face_ids:
                 if self._person_of.pop(face_id, None) is not None:
                     self._index.mark_deleted(face_id)
+                    if face_id == self._max_id:
+                        self._max_id = None
 
     def search(self, vector: Vectors, k: int) -> list[Hit]:
         with self._lock:
@@ -73,6 +78,12 @@ class HNSWIndex:
     def ids(self) -> set[int]:
         with self._lock:
             return set(self._person_of)
+
+    def max_id(self) -> int | None:
+        with self._lock:
+            if self._max_id is None and self._person_of:
+                self._max_id = max(self._person_of)  # recomputed only after the highest id was removed
+            return self._max_id
 
     def __len__(self) -> int:
         return len(self._person_of)

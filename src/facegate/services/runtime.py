@@ -118,10 +118,10 @@ class Runtime:
             self._synced_at = time.monotonic()
             with self.db.session() as session:
                 count, highest = repository.embedding_stats(session, info.name, info.model_version)
-                indexed = self.index.ids()
-                if count == len(indexed) and highest == (max(indexed) if indexed else None):
+                if count == len(self.index) and highest == self.index.max_id():
                     return
                 stored = repository.face_ids(session, info.name, info.model_version)
+            indexed = self.index.ids()
             self.index.remove(sorted(indexed - stored))
             self._load_embeddings(stored - indexed)
         log.info("index synced with the store: %d faces", len(self.index))
