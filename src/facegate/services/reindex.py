@@ -4,6 +4,7 @@ version) become searchable after a switch. Embeddings of different engines are n
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +14,7 @@ from facegate.errors import FacegateError
 from facegate.services.enroll import face_record, pick_face
 from facegate.services.runtime import Runtime
 from facegate.store.models import FaceRecord, ImageRecord
+from facegate.vision.analysis import ImageAnalysis
 
 BATCH = 32
 
@@ -43,17 +45,17 @@ def reindex(rt: Runtime, progress: Callable[[int], None] | None = None) -> Reind
     for start in range(0, len(pending), BATCH):
         with rt.index_writes, rt.db.session() as session:
             images = [session.get_one(ImageRecord, image_id) for image_id in pending[start : start + BATCH]]
-            futures = [
-                rt.engine.submit(
-                    rt.blobs.get(image.blob_key),
-                    max_pixels=rt.settings.limits.max_image_pixels,
-                    max_faces=1,
-                    crops=False,
-                )
-                for image in images
-            ]
+            submitted: list[tuple[ImageRecord, Future[ImageAnalysis]]] = []
+            for image in images:
+                try:
+                    data = rt.blobs.get(image.blob_key)
+                except FacegateError as exc:  # the photo itself is gone: report it, carry on
+                    result.failed.append(f"{image.blob_key}: {exc.code}")
+                    continue
+                limit = rt.settings.limits.max_image_pixels
+                submitted.append((image, rt.engine.submit(data, max_pixels=limit, max_faces=1, crops=False)))
             records, vectors = [], []
-            for image, future in zip(images, futures, strict=True):
+            for image, future in submitted:
                 try:
                     face, reason = pick_face(rt.engine.wait(future), rt.settings.enroll)
                 except FacegateError as exc:
