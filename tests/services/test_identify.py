@@ -10,8 +10,10 @@ from sqlalchemy import select
 from facegate.errors import InvalidInput
 from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
+from facegate.services import people as people_service
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import Upload
+from facegate.store.blobs import FileBlobStore
 from facegate.store.models import MatchRecord
 from tests.support import FailingBlobStore, blob_files, row_counts
 
@@ -74,3 +76,29 @@ def test_parameters_are_checked(runtime: Runtime, dev: Path, kwargs: dict[str, f
 def test_identified_faces_are_counted(runtime: Runtime, dev: Path) -> None:
     identify_service.identify(runtime, (dev / "multi" / "two_people.jpg").read_bytes())
     assert runtime.telemetry.counter_values()["facegate_identified_faces"] == {"result=unknown": 2.0}
+
+
+class DeletingBlobStore(FileBlobStore):
+    """Deletes a person (as a concurrent request would) just as identify writes its first crop."""
+
+    def __init__(self, root: Path, rt: Runtime, person_id: str) -> None:
+        super().__init__(root)
+        self.rt, self.person_id, self.done = rt, person_id, False
+
+    def put(self, key: str, data: bytes) -> None:
+        if key.startswith("crops/") and not self.done:
+            self.done = True
+            people_service.delete_person(self.rt, self.person_id)
+        super().put(key, data)
+
+
+def test_a_match_deleted_during_identify_is_searched_again(runtime: Runtime, dev: Path) -> None:
+    photo = dev / "colin_powell" / "1.jpg"
+    powell = enroll_service.enroll(runtime, [Upload(photo.name, photo.read_bytes())], name="Powell").person.id
+    runtime.blobs = DeletingBlobStore(runtime.settings.blob_path, runtime, powell)
+
+    result = identify_service.identify(runtime, (dev / "colin_powell" / "2.jpg").read_bytes())
+
+    assert result.faces[0].match is None and result.faces[0].candidates == []
+    assert row_counts(runtime) == {"people": 0, "images": 0, "faces": 0, "matches": 1}
+    assert len(blob_files(runtime)) == 1  # the second attempt's crop; the first one's was removed

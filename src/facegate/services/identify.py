@@ -9,6 +9,8 @@ import logging
 import time
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import IntegrityError
+
 from facegate.errors import InvalidInput
 from facegate.index.base import best_per_person
 from facegate.services.runtime import Runtime
@@ -53,7 +55,11 @@ def identify(
         crops=settings.identify.keep_crops,
     )
     rt.telemetry.engine_seconds.labels(operation="identify").observe(time.perf_counter() - started)
-    return _match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
+    try:
+        return _match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
+    except IntegrityError:
+        # A matched person was deleted between the search and the history write; search again without them.
+        return _match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
 
 
 def _match_and_record(
