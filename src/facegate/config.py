@@ -61,10 +61,17 @@ EngineSettings = Annotated[OpenCVEngineSettings | DlibEngineSettings, Field(disc
 
 
 class SQLDatabaseSettings(BaseModel):
+    """One SQL implementation for SQLite (the embedded default) and PostgreSQL (with pgvector)."""
+
     type: Literal["sql"] = "sql"
-    # Any SQLAlchemy URL; empty means SQLite in the data directory.
+    # Any SQLAlchemy URL; empty means SQLite in the data directory. PostgreSQL:
+    # postgresql+psycopg://user:pass@host/db, or ...@/db?host=/run/postgresql for a Unix socket.
     url: str = ""
     echo: bool = False
+    # Apply migrations when the service starts. Unset: yes on SQLite (one process owns the file), no on a
+    # server database, where `facegate migrate` is one explicit step and replicas refuse an old schema.
+    auto_migrate: bool | None = None
+    pool_size: int = Field(10, ge=1, le=200)
 
 
 class FileBlobSettings(BaseModel):
@@ -73,15 +80,57 @@ class FileBlobSettings(BaseModel):
     path: Path | None = None
 
 
+class S3BlobSettings(BaseModel):
+    """Any S3 API (AWS, MinIO, Ceph, moto); credentials from the standard AWS chain (AWS_ACCESS_KEY_ID, ...)."""
+
+    type: Literal["s3"] = "s3"
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+
+
+BlobSettings = Annotated[FileBlobSettings | S3BlobSettings, Field(discriminator="type")]
+
+
 class HNSWIndexSettings(BaseModel):
+    """In-process hnswlib index, loaded from the store at start and kept in step by its change log."""
+
     type: Literal["hnsw"] = "hnsw"
     m: int = Field(16, ge=4, le=128)
     ef_construction: int = Field(200, ge=10)
     ef_search: int = Field(64, ge=10)
     initial_capacity: int = Field(1024, ge=16)
-    # How often (seconds) identify checks the store for faces enrolled or deleted by another process (the
-    # CLI, another replica) and brings the in-process index up to date; 0 turns the check off.
-    sync_seconds: float = Field(2.0, ge=0.0)
+    # How often (seconds) identify reads the store's change log for faces enrolled or deleted by another
+    # process (the CLI, another replica) and applies them; 0 turns it off.
+    sync_seconds: float = Field(1.0, ge=0.0)
+    # Rebuild the graph from its live entries once deleted entries outnumber live ones this many times
+    # (hnswlib searches degrade, and can fail, when most of the graph is marked deleted).
+    max_deleted_ratio: float = Field(1.0, gt=0.0)
+
+
+class PgVectorIndexSettings(BaseModel):
+    """Search inside PostgreSQL (pgvector HNSW on the faces table): replicas keep no index state."""
+
+    type: Literal["pgvector"] = "pgvector"
+    # hnsw.ef_search per query; the HNSW indexes themselves are built by the migrations (m 16,
+    # ef_construction 64, pgvector's defaults).
+    ef_search: int = Field(100, ge=10, le=1000)
+
+
+IndexSettings = Annotated[HNSWIndexSettings | PgVectorIndexSettings, Field(discriminator="type")]
+
+
+class RetentionSettings(BaseModel):
+    # Match history (rows and face crops) older than this many days is purged by a periodic job and by
+    # `facegate purge`; unset keeps history forever.
+    match_days: float | None = Field(None, gt=0)
+    # How often the service runs its maintenance (retention purge, interrupted blob writes, change-log trim).
+    interval_seconds: float = Field(600.0, ge=1.0)
+    # A pending blob write younger than this may belong to a request still in flight on some replica.
+    pending_blob_grace_seconds: float = Field(600.0, ge=0.0)
+    # Change-log entries are kept this long for replicas that fall behind (one that falls further reloads).
+    change_log_days: float = Field(7.0, gt=0)
 
 
 class LimitSettings(BaseModel):
@@ -128,11 +177,12 @@ class Settings(BaseSettings):
 
     engine: EngineSettings = Field(default_factory=OpenCVEngineSettings)
     database: SQLDatabaseSettings = Field(default_factory=SQLDatabaseSettings)
-    blobs: FileBlobSettings = Field(default_factory=FileBlobSettings)
-    index: HNSWIndexSettings = Field(default_factory=HNSWIndexSettings)
+    blobs: BlobSettings = Field(default_factory=FileBlobSettings)
+    index: IndexSettings = Field(default_factory=HNSWIndexSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     enroll: EnrollSettings = Field(default_factory=EnrollSettings)
     identify: IdentifySettings = Field(default_factory=IdentifySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     @property
     def database_url(self) -> str:
@@ -140,7 +190,9 @@ class Settings(BaseSettings):
 
     @property
     def blob_path(self) -> Path:
-        return self.blobs.path or self.data_dir / "blobs"
+        """Where the file blob store keeps its files (unused with S3)."""
+        path = self.blobs.path if isinstance(self.blobs, FileBlobSettings) else None
+        return path or self.data_dir / "blobs"
 
     @property
     def worker_count(self) -> int:

@@ -19,27 +19,30 @@ class Hit:
 
 
 class VectorIndex(Protocol):
+    # True when the index holds its own copy of the embeddings (in-process): the runtime loads it from the
+    # store at start and applies the store's change log to it. False when search runs inside the store
+    # itself (pgvector): a committed face is searchable at once and add/remove do nothing.
+    stateful: bool
+
     def open(self) -> None: ...
 
-    def add(self, face_ids: list[int], person_ids: list[str], vectors: Vectors) -> None: ...
+    def add(self, face_ids: list[int], person_ids: list[str], vectors: Vectors) -> None:
+        """Add faces; ids already present are left as they are (a change log may replay an add)."""
+        ...
 
-    def remove(self, face_ids: list[int]) -> None: ...
+    def remove(self, face_ids: list[int]) -> None:
+        """Remove faces; unknown ids are ignored."""
+        ...
 
     def search(self, vector: Vectors, k: int) -> list[Hit]:
         """Up to k nearest faces, nearest first; distance in the engine's metric (smaller is closer)."""
         ...
 
-    def ids(self) -> set[int]:
-        """Every face id in the index."""
-        ...
-
-    def max_id(self) -> int | None:
-        """The highest face id in the index (cheap: compared with the store's on every sync check)."""
-        ...
-
     def __len__(self) -> int: ...
 
     def ready(self) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 def best_per_person(hits: list[Hit], k: int) -> list[Hit]:

@@ -1,10 +1,13 @@
-"""Blob storage for original images and face crops. Local files by default; S3 plugs in behind the protocol."""
+"""Blob storage for original images and face crops: the protocol, and local files (the default).
+
+Blobs are written before the rows that point at them and deleted after those rows are gone; the store
+tracks each in-between state (pending blobs), so a crash leaves neither orphans nor dangling rows.
+`get` of a missing key raises NotFound(code="blob_not_found"); `delete` of a missing key is fine."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -21,10 +24,6 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def exists(self, key: str) -> bool: ...
-
-    def keys(self) -> Iterator[str]: ...
-
-    def modified_at(self, key: str) -> float: ...
 
     def ready(self) -> bool: ...
 
@@ -69,14 +68,6 @@ class FileBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
-
-    def keys(self) -> Iterator[str]:
-        for path in self.root.rglob("*"):
-            if path.is_file() and not path.name.startswith(".tmp-"):
-                yield path.relative_to(self.root).as_posix()
-
-    def modified_at(self, key: str) -> float:
-        return self._path(key).stat().st_mtime
 
     def ready(self) -> bool:
         probe = self.root / ".ready-probe"
