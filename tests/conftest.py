@@ -80,3 +80,73 @@ def runtime(settings: Settings, opencv_pool: EnginePool) -> Iterator[Runtime]:
 def client(runtime: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(runtime=runtime)) as test_client:
         yield test_client
+
+
+# --- A real S3 API endpoint (moto server in its own process) for the test session. ---
+
+# Appended below the file's head so this section stays independent of the fixtures above.
+from facegate.config import S3BlobSettings  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a moto S3 server started for this session, with dummy AWS credentials in the environment."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    # The server logs every request; a file (not a pipe nobody reads) cannot fill up and stall it.
+    log_path = tmp_path_factory.mktemp("moto") / "server.log"
+    with pytest.MonkeyPatch.context() as env, log_path.open("wb") as log:
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        # A developer's own profile or session token must not mix with the dummy keys.
+        env.delenv("AWS_PROFILE", raising=False)
+        env.delenv("AWS_SESSION_TOKEN", raising=False)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if process.poll() is not None:
+                    pytest.fail(f"moto server exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+                try:
+                    urllib.request.urlopen(url, timeout=1).close()
+                    break
+                except urllib.error.HTTPError:
+                    break  # any HTTP answer means the server is up
+                except OSError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"moto server did not answer on {url} within 30 s")
+                    time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def s3_settings(s3_endpoint: str) -> S3BlobSettings:
+    """Blob settings for a new, empty bucket on the session's S3 endpoint (prefix "facegate/")."""
+    import uuid
+
+    import boto3
+
+    bucket = f"facegate-test-{uuid.uuid4().hex[:16]}"
+    boto3.session.Session().client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    return S3BlobSettings(bucket=bucket, prefix="facegate/", endpoint_url=s3_endpoint)
