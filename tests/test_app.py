@@ -59,4 +59,4 @@ def test_app_over_a_shared_runtime_leaves_it_open(runtime: Runtime) -> None:
     # The lifespan does not close a runtime it was handed: a second app can use it.
     with TestClient(create_app(runtime=runtime)) as client:
         assert client.get("/ready").status_code == 200
-    assert runtime.db.ping()
+    assert runtime.store.ping()

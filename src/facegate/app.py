@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,8 +17,21 @@ from facegate.api.errors import install_error_handlers
 from facegate.api.limits import BodySizeLimit
 from facegate.api.request_metrics import RequestMetrics
 from facegate.config import Settings
+from facegate.services import maintenance
 from facegate.services.runtime import Runtime
 from facegate.services.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+
+async def _maintain(rt: Runtime) -> None:
+    """Retention purge, pending-blob sweep and change-log trim, every `retention.interval_seconds`."""
+    while True:
+        await asyncio.sleep(rt.settings.retention.interval_seconds)
+        try:
+            await run_in_threadpool(maintenance.run, rt)
+        except Exception:
+            log.exception("maintenance failed; retrying at the next interval")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
@@ -32,9 +48,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         owned = Runtime(settings)
         await run_in_threadpool(owned.open)
         app.state.runtime = owned
+        upkeep = asyncio.create_task(_maintain(owned))
         try:
             yield
         finally:
+            upkeep.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await upkeep
             await run_in_threadpool(owned.close)
 
     app = FastAPI(

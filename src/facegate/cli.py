@@ -17,15 +17,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from facegate.config import DlibEngineSettings, OpenCVEngineSettings, Settings
-from facegate.errors import FacegateError, Unprocessable
+from facegate.errors import Conflict, FacegateError, Unprocessable
 from facegate.services import enroll as enroll_service
-from facegate.services import evaluation
+from facegate.services import evaluation, maintenance
 from facegate.services import identify as identify_service
 from facegate.services import people as people_service
 from facegate.services import reindex as reindex_service
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import PersonUpdate, Upload
-from facegate.store import repository
+from facegate.store.factory import build_repository
 from facegate.vision.pool import EnginePool
 
 app = typer.Typer(help="facegate: enroll people from photos, identify them in photos and video.", no_args_is_help=True)
@@ -109,9 +109,8 @@ def _enroll_person(rt: Runtime, name: str, files: list[Path]) -> tuple[int, list
     """Enroll one folder, resuming: the person is found by name and already stored photos are skipped."""
     limit = rt.settings.limits.max_images_per_enroll
     added, problems = 0, []
-    with rt.db.session() as session:
-        existing = repository.find_person_by_name(session, name)
-        person_id = existing.id if existing else None
+    existing = rt.store.find_person_by_name(name)
+    person_id = existing.id if existing else None
     for start in range(0, len(files), limit):
         batch = [Upload(p.name, p.read_bytes()) for p in files[start : start + limit]]
         try:
@@ -120,7 +119,7 @@ def _enroll_person(rt: Runtime, name: str, files: list[Path]) -> tuple[int, list
                 person_id = result.person.id
             else:
                 result = enroll_service.enroll(rt, batch, person_id=person_id)
-        except Unprocessable as exc:
+        except (Unprocessable, Conflict) as exc:
             # Every photo of this batch was refused; on a resumed run that is mostly "already enrolled".
             if exc.code != "duplicate_image":
                 problems.append(f"{name}: {exc.message}")
@@ -239,6 +238,49 @@ def people_delete(person_id: str, yes: Annotated[bool, typer.Option("--yes", hel
         except FacegateError as exc:
             raise _fail(exc) from exc
     console.print(f"Deleted {person_id}.")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations and exit (the one explicit step before starting replicas on a server
+    database; safe to run from several places at once)."""
+    settings = Settings()
+    store = build_repository(settings)
+    try:
+        with err_console.status("Migrating..."):
+            store.migrate()
+    finally:
+        store.close()
+    console.print(f"The database at {_redacted(settings.database_url)} has the newest schema.")
+
+
+def _redacted(url: str) -> str:
+    """A database URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def purge(
+    older_than_days: Annotated[
+        float | None,
+        typer.Option(help="Delete match history older than this (default: FACEGATE_RETENTION__MATCH_DAYS)"),
+    ] = None,
+) -> None:
+    """Delete old match history (rows and crops) and settle blobs left by interrupted operations."""
+    settings = Settings()
+    if older_than_days is not None:
+        settings.retention.match_days = older_than_days
+    if not settings.retention.match_days:
+        err_console.print("No retention set: pass --older-than-days or set FACEGATE_RETENTION__MATCH_DAYS.")
+        raise typer.Exit(code=1)
+    with _runtime() as rt:
+        result = maintenance.run(rt)
+    console.print(
+        f"Purged {result.matches_purged} matches; settled {result.blobs_settled} pending blobs; "
+        f"trimmed {result.changes_trimmed} change-log entries."
+    )
 
 
 @app.command()

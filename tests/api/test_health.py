@@ -49,7 +49,7 @@ def test_unwritable_blob_store_is_named(client: TestClient, runtime: Runtime) ->
 
 
 def test_closed_database_is_named(client: TestClient, runtime: Runtime) -> None:
-    runtime.db.close()
+    runtime.store.close()
     _not_ready(client, "store")
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from facegate.services.runtime import Runtime
 from facegate.store.models import FaceRecord, ImageRecord, MatchRecord, Person
-from tests.support import blob_files, enroll, identify, row_counts
+from tests.support import blob_files, enroll, identify, row_counts, sql
 
 UNKNOWN_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -103,7 +103,7 @@ def test_delete_purges_rows_blobs_index_entries_and_match_history(
     assert seen["match"]["person_id"] == gone
     kept_match = identify(client, dev / "george_w_bush" / "2.jpg")["faces"][0]
     assert kept_match["match"]["person_id"] == people["George W. Bush"]
-    with runtime.db.session() as session:
+    with sql(runtime).db.session() as session:
         gone_faces = list(session.scalars(select(FaceRecord.id).where(FaceRecord.person_id == gone)))
         gone_images = list(session.scalars(select(ImageRecord.blob_key).where(ImageRecord.person_id == gone)))
         gone_crops = list(session.scalars(select(MatchRecord.crop_key).where(MatchRecord.person_id == gone)))
@@ -116,7 +116,7 @@ def test_delete_purges_rows_blobs_index_entries_and_match_history(
 
     assert response.status_code == 204
     assert response.content == b""
-    with runtime.db.session() as session:
+    with sql(runtime).db.session() as session:
         assert session.get(Person, gone) is None
         for model in (ImageRecord, FaceRecord, MatchRecord):
             assert session.scalars(select(model).where(model.person_id == gone)).all() == []

@@ -65,7 +65,7 @@ def test_telemetry_summary_counts(client: TestClient, dev: Path) -> None:
     body = client.get("/api/v1/telemetry").json()
 
     assert body["store"] == {"people": 1, "faces": 1, "images": 1, "matches": 2, "unknown_matches": 1}
-    assert body["index"] == {"faces": 1}
+    assert body["index"] == {"type": "hnsw", "faces": 1}
     assert body["engine"]["name"] == "opencv"
     assert body["engine"]["metric"] == "cosine"
     assert body["engine"]["workers"] == 2

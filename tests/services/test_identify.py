@@ -15,7 +15,7 @@ from facegate.services.runtime import Runtime
 from facegate.services.schemas import Upload
 from facegate.store.blobs import FileBlobStore
 from facegate.store.models import MatchRecord
-from tests.support import FailingBlobStore, blob_files, row_counts
+from tests.support import FailingBlobStore, blob_files, row_counts, sql
 
 
 def test_each_face_is_recorded_with_its_crop(runtime: Runtime, dev: Path) -> None:
@@ -25,7 +25,7 @@ def test_each_face_is_recorded_with_its_crop(runtime: Runtime, dev: Path) -> Non
     result = identify_service.identify(runtime, (dev / "multi" / "two_people.jpg").read_bytes(), source="test")
 
     assert len(result.faces) == 2
-    with runtime.db.session() as session:
+    with sql(runtime).db.session() as session:
         records = {r.id: r for r in session.scalars(select(MatchRecord))}
     assert set(records) == {f.match_id for f in result.faces}
     for face in result.faces:

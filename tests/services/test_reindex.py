@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
-
 from facegate.config import DlibEngineSettings, Settings
 from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import reindex as reindex_service
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import Upload
-from facegate.store.models import ImageRecord
 from facegate.vision.pool import EnginePool
 
 
@@ -31,8 +28,8 @@ def test_reindex_makes_people_enrolled_under_another_engine_searchable(
         assert len(dlib.index) == 0  # SFace embeddings are never loaded into a dlib index
         assert len(reindex_service.images_without_current_embedding(dlib)) == 3
         # One stored photo has gone missing from the blob store: it is reported, the others are re-embedded.
-        with dlib.db.session() as session:
-            key = session.scalars(select(ImageRecord.blob_key).where(ImageRecord.person_id == lost.person.id)).one()
+        [face] = dlib.store.list_faces(lost.person.id)
+        key = dlib.store.get_face(lost.person.id, face.id)[1].blob_key
         dlib.blobs.delete(key)
 
         result = reindex_service.reindex(dlib)

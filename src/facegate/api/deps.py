@@ -9,6 +9,9 @@ from fastapi import Depends, Request, UploadFile
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import Upload
 
+# Integer ids are 32-bit in every store (SQLite would take more; PostgreSQL's integer would not).
+MAX_ID = 2**31 - 1
+
 
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime

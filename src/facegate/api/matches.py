@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Response, status
+from fastapi import APIRouter, Form, Path, Query, Response, status
 
-from facegate.api.deps import RuntimeDep
+from facegate.api.deps import MAX_ID, RuntimeDep
 from facegate.services import matches as matches_service
 from facegate.services.schemas import EnrollResult, MatchesPage, MatchPublic
 
@@ -28,7 +28,7 @@ def list_matches(
 
 
 @router.get("/{match_id}", response_model=MatchPublic)
-def get_match(rt: RuntimeDep, match_id: int) -> MatchPublic:
+def get_match(rt: RuntimeDep, match_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> MatchPublic:
     return matches_service.get_match(rt, match_id)
 
 
@@ -38,7 +38,7 @@ def get_match(rt: RuntimeDep, match_id: int) -> MatchPublic:
     summary="The face crop kept for this match (JPEG)",
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def match_crop(rt: RuntimeDep, match_id: int) -> Response:
+def match_crop(rt: RuntimeDep, match_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
     return Response(matches_service.match_crop(rt, match_id), media_type="image/jpeg")
 
 
@@ -50,7 +50,7 @@ def match_crop(rt: RuntimeDep, match_id: int) -> Response:
 )
 def enroll_from_match(
     rt: RuntimeDep,
-    match_id: int,
+    match_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     name: Annotated[str | None, Form(max_length=200)] = None,
     person_id: Annotated[str | None, Form()] = None,
 ) -> EnrollResult:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import mimetypes
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
-from facegate.api.deps import RuntimeDep
+from facegate.api.deps import MAX_ID, RuntimeDep
 from facegate.services import people as people_service
-from facegate.services.schemas import PeoplePage, PersonPublic, PersonUpdate
+from facegate.services.schemas import FacesPage, PeoplePage, PersonPublic, PersonUpdate
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
 
@@ -38,4 +39,32 @@ def update_person(rt: RuntimeDep, person_id: str, update: PersonUpdate) -> Perso
 )
 def delete_person(rt: RuntimeDep, person_id: str) -> Response:
     people_service.delete_person(rt, person_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{person_id}/faces", response_model=FacesPage, summary="A person's enrolled faces")
+def list_faces(rt: RuntimeDep, person_id: str) -> FacesPage:
+    faces = people_service.list_faces(rt, person_id)
+    return FacesPage(items=faces, total=len(faces))
+
+
+@router.get(
+    "/{person_id}/faces/{face_id}/image",
+    response_class=Response,
+    summary="The enrolled photo a face was taken from, as uploaded",
+    responses={200: {"content": {"image/*": {}}}},
+)
+def face_image(rt: RuntimeDep, person_id: str, face_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+    data, filename = people_service.face_image(rt, person_id, face_id)
+    media_type = mimetypes.guess_type(filename or "")[0] or "application/octet-stream"
+    return Response(data, media_type=media_type)
+
+
+@router.delete(
+    "/{person_id}/faces/{face_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete one face: its embeddings, index entries and photo",
+)
+def delete_face(rt: RuntimeDep, person_id: str, face_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+    people_service.delete_face(rt, person_id, face_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

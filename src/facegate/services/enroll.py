@@ -6,12 +6,10 @@ import hashlib
 import json
 import logging
 import time
+import uuid
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
-from sqlalchemy.exc import IntegrityError
 
 from facegate.config import EnrollSettings
 from facegate.errors import (
@@ -22,11 +20,10 @@ from facegate.errors import (
     Unprocessable,
     UnsupportedImage,
 )
-from facegate.services.people import public_person, require_person
+from facegate.services.people import require_person, to_public
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import BoxPublic, EnrollResult, FacePublic, Rejection, Upload
-from facegate.store import repository
-from facegate.store.models import FaceRecord, ImageRecord, Person, new_id
+from facegate.store.base import NewFace, NewImage, PersonCreate
 from facegate.vision.analysis import FaceAnalysis, ImageAnalysis
 from facegate.vision.engine import EngineInfo
 from facegate.vision.images import probe
@@ -120,11 +117,10 @@ def enroll(
         raise InvalidInput(
             f"At most {settings.limits.max_images_per_enroll} images per enrollment.", code="too_many_images"
         )
-    with rt.db.session() as session:
-        if person_id is not None:
-            require_person(session, person_id)
-        if external_id and repository.get_person_by_external_id(session, external_id):
-            raise Conflict(f"external_id {external_id!r} is already in use.", code="external_id_taken")
+    if person_id is not None:
+        require_person(rt, person_id)
+    if external_id and rt.store.find_person_by_external_id(external_id):
+        raise Conflict(f"external_id {external_id!r} is already in use.", code="external_id_taken")
 
     accepted, rejected = _analyze(rt, uploads, person_id)
     if not accepted:
@@ -161,8 +157,7 @@ def _analyze(
             continue
         duplicate = sha in seen
         if not duplicate and person_id is not None:
-            with rt.db.session() as session:
-                duplicate = repository.image_exists(session, person_id, sha)
+            duplicate = rt.store.image_exists(person_id, sha)
         if duplicate:
             rejected.append(
                 (
@@ -206,12 +201,10 @@ _REASON_TEXT = {
 }
 
 
-def face_record(person_id: str, image: ImageRecord, face: FaceAnalysis, info: EngineInfo) -> FaceRecord:
+def new_face(face: FaceAnalysis, info: EngineInfo) -> NewFace:
     """The stored form of one face: its box, quality, and embedding tagged with the engine that made it."""
     box = face.box
-    return FaceRecord(
-        person_id=person_id,
-        image=image,
+    return NewFace(
         left=box.left,
         top=box.top,
         width=box.width,
@@ -235,65 +228,46 @@ def _store(
     metadata: dict[str, Any],
     external_id: str | None,
 ) -> EnrollResult:
-    """Blobs, rows and index entries together: on any failure, every part written so far is undone."""
+    """Photos first (recorded as pending), then every row in one transaction, then the index from the change
+    log. A failure before the commit removes the photos; a crash leaves them pending for the sweep."""
     info = rt.engine.info
-    written: list[str] = []
-    indexed: list[int] = []
+    target: PersonCreate | str
+    if person_id is not None:
+        target = person_id
+    else:
+        assert name is not None
+        target = PersonCreate(name=name.strip(), external_id=external_id or None, metadata=metadata)
+    images: list[NewImage] = []
+    for item in accepted:
+        image_id = str(uuid.uuid4())
+        # Keys do not name the person: a person's photos are found through the rows, and a key stays valid
+        # whoever the photo ends up belonging to.
+        images.append(
+            NewImage(
+                id=image_id,
+                blob_key=f"images/{image_id[:2]}/{image_id}{item.extension}",
+                sha256=item.sha256,
+                filename=item.upload.filename[:300],
+                width=item.analysis.width,
+                height=item.analysis.height,
+                faces=[new_face(item.face, info)],
+            )
+        )
+    keys = [image.blob_key for image in images]
+    rt.put_blobs([(image.blob_key, item.upload.data) for image, item in zip(images, accepted, strict=True)])
     try:
-        with rt.index_writes, rt.db.session() as session:
-            if person_id is not None:
-                person = require_person(session, person_id)
-            else:
-                assert name is not None
-                person = Person(id=new_id(), name=name.strip(), external_id=external_id or None, attributes=metadata)
-                session.add(person)
-                try:
-                    session.flush()  # the person row must exist before its images reference it
-                except IntegrityError as exc:  # lost a race for the same external_id
-                    raise Conflict(f"external_id {external_id!r} is in use.", code="external_id_taken") from exc
-            records: list[tuple[FaceRecord, str]] = []
-            for item in accepted:
-                image_id = new_id()
-                key = f"images/{person.id}/{image_id}{item.extension}"
-                rt.blobs.put(key, item.upload.data)
-                written.append(key)
-                image = ImageRecord(
-                    id=image_id,
-                    person_id=person.id,
-                    blob_key=key,
-                    sha256=item.sha256,
-                    filename=item.upload.filename[:300],
-                    width=item.analysis.width,
-                    height=item.analysis.height,
-                )
-                session.add(image)
-                record = face_record(person.id, image, item.face, info)
-                session.add(record)
-                records.append((record, item.upload.filename))
-            session.flush()
-            face_ids = [r.id for r, _ in records]
-            vectors = np.stack([item.face.embedding for item in accepted]).astype(np.float32)
-            # Marked before the call: an insert that fails part-way must still be undone (remove skips unknown ids).
-            indexed = face_ids
-            rt.index.add(face_ids, [person.id] * len(face_ids), vectors)
-            faces = [
-                FacePublic(
-                    id=r.id,
-                    box=BoxPublic(left=r.left, top=r.top, width=r.width, height=r.height),
-                    quality=r.quality,
-                    filename=filename,
-                )
-                for r, filename in records
-            ]
-            result = EnrollResult(person=public_person(session, person), faces=faces, rejected=rejected)
+        person, faces = rt.store.save_enrollment(target, images)
     except BaseException:
-        if indexed:
-            rt.index.remove(indexed)
-        for key in written:
-            try:
-                rt.blobs.delete(key)
-            except OSError:
-                log.exception("could not remove blob %s after a failed enrollment", key)
+        rt.discard_blobs(keys)
         raise
-    rt.telemetry.index_size.set(len(rt.index))
-    return result
+    rt.sync_index_after_write()
+    public_faces = [
+        FacePublic(
+            id=f.id,
+            box=BoxPublic(left=f.left, top=f.top, width=f.width, height=f.height),
+            quality=f.quality,
+            filename=item.upload.filename,
+        )
+        for f, item in zip(faces, accepted, strict=True)
+    ]
+    return EnrollResult(person=to_public(person), faces=public_faces, rejected=rejected)

@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy.exc import IntegrityError
-
-from facegate.errors import InvalidInput
+from facegate.errors import InvalidInput, NotFound
 from facegate.index.base import best_per_person
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import BoxPublic, Candidate, IdentifiedFace, IdentifyResult
-from facegate.store import repository
-from facegate.store.models import MatchRecord, new_id
+from facegate.store.base import NewMatch, StoredCandidate
 from facegate.vision.analysis import ImageAnalysis
 from facegate.vision.engine import confidence
 
@@ -57,7 +55,7 @@ def identify(
     rt.telemetry.engine_seconds.labels(operation="identify").observe(time.perf_counter() - started)
     try:
         return _match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
-    except IntegrityError:
+    except NotFound:
         # A matched person was deleted between the search and the history write; search again without them.
         return _match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
 
@@ -66,66 +64,64 @@ def _match_and_record(
     rt: Runtime, analysis: ImageAnalysis, *, threshold: float, top_k: int, source: str
 ) -> IdentifyResult:
     info = rt.engine.info
-    request_id = new_id()
+    request_id = str(uuid.uuid4())
     rt.sync_index_if_due()
     per_face = [best_per_person(rt.index.search(f.embedding, top_k * FACES_PER_PERSON), top_k) for f in analysis.faces]
+    names = rt.store.names_of({h.person_id for hits in per_face for h in hits})
     now = datetime.now(UTC)
-    written: list[str] = []
-    try:
-        with rt.db.session() as session:
-            names = repository.names_of(session, sorted({h.person_id for hits in per_face for h in hits}))
-            faces: list[IdentifiedFace] = []
-            records: list[MatchRecord] = []
-            for i, (face, hits) in enumerate(zip(analysis.faces, per_face, strict=True)):
-                # A hit whose person was deleted after the search is dropped rather than reported.
-                candidates = [
-                    Candidate(
-                        person_id=h.person_id,
-                        name=names[h.person_id],
-                        distance=round(h.distance, 4),
-                        confidence=round(confidence(h.distance, threshold), 4),
-                    )
-                    for h in hits
-                    if h.person_id in names
-                ]
-                match = candidates[0] if candidates and candidates[0].distance <= threshold else None
-                crop_key = None
-                if face.crop_jpeg is not None:
-                    crop_key = f"crops/{now:%Y/%m/%d}/{request_id}-{i}.jpg"
-                    rt.blobs.put(crop_key, face.crop_jpeg)
-                    written.append(crop_key)
-                box = face.box
-                record = MatchRecord(
-                    request_id=request_id,
-                    source=source,
-                    created_at=now,
-                    person_id=match.person_id if match else None,
-                    distance=match.distance if match else None,
-                    confidence=match.confidence if match else None,
-                    threshold=threshold,
-                    left=box.left,
-                    top=box.top,
-                    width=box.width,
-                    height=box.height,
-                    quality=face.quality,
-                    engine=info.name,
-                    model_version=info.model_version,
-                    candidates=[c.model_dump() for c in candidates],
-                    crop_key=crop_key,
-                )
-                session.add(record)
-                records.append(record)
-                faces.append(
-                    IdentifiedFace(box=BoxPublic.of(box), quality=face.quality, match=match, candidates=candidates)
-                )
-                rt.telemetry.faces_identified.labels(result="known" if match else "unknown").inc()
-            session.flush()
-            for face_out, record in zip(faces, records, strict=True):
-                face_out.match_id = record.id
-    except BaseException:
-        for key in written:
-            rt.blobs.delete(key)
-        raise
+    crops: list[tuple[str, bytes]] = []
+    faces: list[IdentifiedFace] = []
+    records: list[NewMatch] = []
+    for i, (face, hits) in enumerate(zip(analysis.faces, per_face, strict=True)):
+        # A hit whose person was deleted after the search is dropped rather than reported.
+        candidates = [
+            Candidate(
+                person_id=h.person_id,
+                name=names[h.person_id],
+                distance=round(h.distance, 4),
+                confidence=round(confidence(h.distance, threshold), 4),
+            )
+            for h in hits
+            if h.person_id in names
+        ]
+        match = candidates[0] if candidates and candidates[0].distance <= threshold else None
+        crop_key = None
+        if face.crop_jpeg is not None:
+            crop_key = f"crops/{now:%Y/%m/%d}/{request_id}-{i}.jpg"
+            crops.append((crop_key, face.crop_jpeg))
+        box = face.box
+        records.append(
+            NewMatch(
+                request_id=request_id,
+                source=source,
+                created_at=now,
+                person_id=match.person_id if match else None,
+                distance=match.distance if match else None,
+                confidence=match.confidence if match else None,
+                threshold=threshold,
+                left=box.left,
+                top=box.top,
+                width=box.width,
+                height=box.height,
+                quality=face.quality,
+                engine=info.name,
+                model_version=info.model_version,
+                candidates=[StoredCandidate(c.person_id, c.distance) for c in candidates],
+                crop_key=crop_key,
+            )
+        )
+        faces.append(IdentifiedFace(box=BoxPublic.of(box), quality=face.quality, match=match, candidates=candidates))
+    if records:
+        rt.put_blobs(crops)
+        try:
+            match_ids = rt.store.add_matches(records)
+        except BaseException:
+            rt.discard_blobs([key for key, _ in crops])
+            raise
+        for face_out, match_id in zip(faces, match_ids, strict=True):
+            face_out.match_id = match_id
+    for face_out in faces:
+        rt.telemetry.faces_identified.labels(result="known" if face_out.match else "unknown").inc()
     return IdentifyResult(
         request_id=request_id, width=analysis.width, height=analysis.height, threshold=threshold, faces=faces
     )

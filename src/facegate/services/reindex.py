@@ -7,13 +7,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-import numpy as np
-from sqlalchemy import and_, select
-
 from facegate.errors import FacegateError
-from facegate.services.enroll import face_record, pick_face
+from facegate.services.enroll import new_face, pick_face
 from facegate.services.runtime import Runtime
-from facegate.store.models import FaceRecord, ImageRecord
+from facegate.store.base import ImageRow, NewFace
 from facegate.vision.analysis import ImageAnalysis
 
 BATCH = 32
@@ -28,52 +25,40 @@ class ReindexResult:
 
 def images_without_current_embedding(rt: Runtime) -> list[str]:
     info = rt.engine.info
-    current = and_(
-        FaceRecord.image_id == ImageRecord.id,
-        FaceRecord.engine == info.name,
-        FaceRecord.model_version == info.model_version,
-    )
-    with rt.db.session() as session:
-        query = select(ImageRecord.id).where(~select(FaceRecord.id).where(current).exists()).order_by(ImageRecord.id)
-        return list(session.scalars(query).all())
+    return rt.store.images_missing_embedding(info.name, info.model_version)
 
 
 def reindex(rt: Runtime, progress: Callable[[int], None] | None = None) -> ReindexResult:
     info = rt.engine.info
     pending = images_without_current_embedding(rt)
     result = ReindexResult(images=len(pending), added=0, failed=[])
+    limit = rt.settings.limits.max_image_pixels
     for start in range(0, len(pending), BATCH):
-        with rt.index_writes, rt.db.session() as session:
-            images = [session.get_one(ImageRecord, image_id) for image_id in pending[start : start + BATCH]]
-            submitted: list[tuple[ImageRecord, Future[ImageAnalysis]]] = []
-            for image in images:
-                try:
-                    data = rt.blobs.get(image.blob_key)
-                except FacegateError as exc:  # the photo itself is gone: report it, carry on
-                    result.failed.append(f"{image.blob_key}: {exc.code}")
-                    continue
-                limit = rt.settings.limits.max_image_pixels
-                submitted.append((image, rt.engine.submit(data, max_pixels=limit, max_faces=1, crops=False)))
-            records, vectors = [], []
-            for image, future in submitted:
-                try:
-                    face, reason = pick_face(rt.engine.wait(future), rt.settings.enroll)
-                except FacegateError as exc:
-                    face, reason = None, exc.code
-                if face is None:
-                    result.failed.append(f"{image.blob_key}: {reason}")
-                    continue
-                record = face_record(image.person_id, image, face, info)
-                session.add(record)
-                records.append(record)
-                vectors.append(face.embedding)
-            session.flush()
-            ids = [r.id for r in records]
-            if ids:
-                rt.index.add(ids, [r.person_id for r in records], np.stack(vectors).astype(np.float32))
-        # Counted once committed; had the commit failed, the exception would have ended the run here.
-        result.added += len(ids)
+        chunk = pending[start : start + BATCH]
+        submitted: list[tuple[ImageRow, Future[ImageAnalysis]]] = []
+        for image_id in chunk:
+            image = rt.store.get_image(image_id)
+            if image is None:  # deleted meanwhile
+                continue
+            try:
+                data = rt.blobs.get(image.blob_key)
+            except FacegateError as exc:  # the photo itself is gone: report it, carry on
+                result.failed.append(f"{image.blob_key}: {exc.code}")
+                continue
+            submitted.append((image, rt.engine.submit(data, max_pixels=limit, max_faces=1, crops=False)))
+        faces: list[tuple[str, NewFace]] = []
+        for image, future in submitted:
+            try:
+                face, reason = pick_face(rt.engine.wait(future), rt.settings.enroll)
+            except FacegateError as exc:
+                face, reason = None, exc.code
+            if face is None:
+                result.failed.append(f"{image.blob_key}: {reason}")
+                continue
+            faces.append((image.id, new_face(face, info)))
+        if faces:
+            result.added += len(rt.store.add_faces(faces))
         if progress:
-            progress(len(images))
-    rt.telemetry.index_size.set(len(rt.index))
+            progress(len(chunk))
+    rt.sync_index_after_write()
     return result

@@ -1,4 +1,9 @@
-"""Everything a request needs, built from Settings and opened once: store, blobs, engine pool, index."""
+"""Everything a request needs, built from Settings and opened once: store, blobs, engine pool, index.
+
+Also the two disciplines every service shares: blobs are written before the rows that point at them and
+deleted after those rows are gone (the store records the in-between state, so a crash is settled later),
+and an in-process index follows the store's change log (so it sees what other processes and replicas do).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -13,17 +19,14 @@ from facegate.config import Settings
 from facegate.index.base import VectorIndex
 from facegate.index.factory import build_index
 from facegate.services.telemetry import Telemetry
-from facegate.store import repository
+from facegate.store.base import Repository
 from facegate.store.blobs import BlobStore
-from facegate.store.database import Database
-from facegate.store.factory import build_blob_store
+from facegate.store.factory import build_blob_store, build_repository
 from facegate.vision.pool import EnginePool
 
 log = logging.getLogger(__name__)
 
-REBUILD_BATCH = 5000
-# Blobs younger than this may belong to an enrollment still in flight; the sweep leaves them alone.
-ORPHAN_MIN_AGE_SECONDS = 3600.0
+LOAD_BATCH = 5000
 
 
 @dataclass
@@ -36,116 +39,175 @@ class Runtime:
     def __init__(self, settings: Settings, engine: EnginePool | None = None) -> None:
         """`engine`: an already opened pool to share (its owner closes it); by default one is built."""
         self.settings = settings
-        self.db = Database(settings.database_url, echo=settings.database.echo)
+        self.store: Repository = build_repository(settings)
         self.blobs: BlobStore = build_blob_store(settings)
         self._owns_engine = engine is None
         self.engine = engine or EnginePool(settings.engine, settings.worker_count)
         info = self.engine.info
-        self.index: VectorIndex = build_index(settings.index, dim=info.dim, metric=info.metric)
+        self.index: VectorIndex = build_index(
+            settings.index,
+            dim=info.dim,
+            metric=info.metric,
+            database_url=settings.database_url,
+            engine=info.name,
+            model_version=info.model_version,
+        )
         self.telemetry = Telemetry()
-        # Held while index entries and their rows must change together (enroll, reindex, sync).
-        self.index_writes = threading.RLock()
+        # Serializes applying the change log, so changes reach the index in sequence order.
+        self._sync_lock = threading.Lock()
+        self._cursor = 0
         self._synced_at = 0.0
 
     def open(self) -> None:
         started = time.perf_counter()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.db.open()
+        self.store.open()
         self.blobs.open()
         if self._owns_engine:
             self.engine.open()
-        self.rebuild_index()
-        swept = self.sweep_orphan_blobs()
-        if swept:
-            log.warning("removed %d orphan blobs left by interrupted operations", swept)
+        self.index.open()
+        if self.index.stateful:
+            self.load_index()
+        settled = self.settle_pending_blobs(self.settings.retention.pending_blob_grace_seconds)
+        if settled:
+            log.warning("settled %d blobs left pending by interrupted operations", settled)
         log.info(
-            "facegate ready in %.1fs: engine=%s workers=%d faces=%d",
+            "facegate ready in %.1fs: engine=%s workers=%d index=%s faces=%d",
             time.perf_counter() - started,
             self.engine.info.name,
             self.engine.workers,
+            self.settings.index.type,
             len(self.index),
         )
 
-    def rebuild_index(self) -> None:
-        """Load every embedding of the current engine and model version from the store."""
-        with self.index_writes:
-            self.index.open()
-            self._load_embeddings(None)
-            self._synced_at = time.monotonic()
-
-    def _load_embeddings(self, ids: set[int] | None) -> None:
+    # Index ---------------------------------------------------------------------------------------------------
+    def load_index(self) -> None:
+        """(Re)load every embedding of the current engine and model version into an in-process index."""
         info = self.engine.info
-        face_ids: list[int] = []
-        people: list[str] = []
-        vectors: list[bytes] = []
-
-        def flush() -> None:
-            matrix = np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(face_ids), info.dim)
-            self.index.add(face_ids, people, matrix)
-            face_ids.clear()
-            people.clear()
-            vectors.clear()
-
-        # Chunks keep an IN (...) list within every database's limit on bound parameters.
-        chunks: list[set[int] | None] = (
-            [None]
-            if ids is None
-            else [set(sorted(ids)[i : i + REBUILD_BATCH]) for i in range(0, len(ids), REBUILD_BATCH)]
-        )
-        with self.db.session() as session:
-            for chunk in chunks:
-                for face_id, person_id, embedding in repository.iter_embeddings(
-                    session, info.name, info.model_version, ids=chunk
-                ):
-                    face_ids.append(face_id)
-                    people.append(person_id)
-                    vectors.append(embedding)
-                    if len(face_ids) >= REBUILD_BATCH:
-                        flush()
-        if face_ids:
-            flush()
+        with self._sync_lock:
+            # The cursor is read first: changes committed while we load are replayed, and replays are no-ops.
+            cursor = self.store.last_change()
+            self.index.open()
+            batch: list[tuple[int, str, bytes]] = []
+            for e in self.store.iter_embeddings(info.name, info.model_version):
+                batch.append((e.face_id, e.person_id, e.vector))
+                if len(batch) >= LOAD_BATCH:
+                    self._add(batch)
+                    batch = []
+            self._add(batch)
+            self._cursor = cursor
+            self._synced_at = time.monotonic()
         self.telemetry.index_size.set(len(self.index))
 
-    def sync_index(self) -> None:
-        """Bring the index level with the store after other processes enrolled or deleted faces.
+    def _add(self, batch: list[tuple[int, str, bytes]]) -> None:
+        if batch:
+            dim = self.engine.info.dim
+            matrix = np.frombuffer(b"".join(v for _, _, v in batch), dtype="<f4").reshape(len(batch), dim)
+            self.index.add([f for f, _, _ in batch], [p for _, p, _ in batch], matrix)
 
-        Cheap when nothing changed (one COUNT/MAX query); otherwise the id sets are compared and only the
-        difference is loaded or removed. Holds `index_writes`, so an enrollment of this process that has
-        reached the index but not yet committed is never mistaken for a stale entry.
-        """
+    def sync_index(self) -> None:
+        """Apply the store's change log since the last sync (faces enrolled or deleted by this process, other
+        processes and other replicas alike). A no-op for an index that searches the store itself."""
+        if not self.index.stateful:
+            return
         info = self.engine.info
-        with self.index_writes:
+        reload = False
+        with self._sync_lock:
             self._synced_at = time.monotonic()
-            with self.db.session() as session:
-                count, highest = repository.embedding_stats(session, info.name, info.model_version)
-                if count == len(self.index) and highest == self.index.max_id():
-                    return
-                stored = repository.face_ids(session, info.name, info.model_version)
-            indexed = self.index.ids()
-            self.index.remove(sorted(indexed - stored))
-            self._load_embeddings(stored - indexed)
-        log.info("index synced with the store: %d faces", len(self.index))
+            while True:
+                changes = self.store.changes_since(self._cursor)
+                if changes is None:
+                    reload = True
+                    break
+                if not changes:
+                    break
+                mine = [c for c in changes if c.engine == info.name and c.model_version == info.model_version]
+                added = {c.face_id for c in mine if c.op == "add"}
+                # Faces deleted since they were added are simply not found here; their removal follows.
+                vectors = {e.face_id: e for e in self.store.iter_embeddings(info.name, info.model_version, ids=added)}
+                for change in mine:
+                    if change.op == "add" and change.face_id in vectors:
+                        e = vectors[change.face_id]
+                        self._add([(e.face_id, e.person_id, e.vector)])
+                    elif change.op == "remove":
+                        self.index.remove([change.face_id])
+                self._cursor = changes[-1].seq
+        if reload:
+            log.warning("the change log was trimmed past this replica's position; reloading the index")
+            self.load_index()
+        self.telemetry.index_size.set(len(self.index))
 
     def sync_index_if_due(self) -> None:
-        interval = self.settings.index.sync_seconds
+        interval = getattr(self.settings.index, "sync_seconds", 0.0)
         if interval and time.monotonic() - self._synced_at >= interval:
             self.sync_index()
 
-    def sweep_orphan_blobs(self, min_age_seconds: float = ORPHAN_MIN_AGE_SECONDS) -> int:
-        """Delete blobs no row refers to (left by a crash between a blob write and its commit)."""
-        with self.db.session() as session:
-            referenced = repository.all_blob_keys(session)
-        removed = 0
-        cutoff = time.time() - min_age_seconds
-        for key in list(self.blobs.keys()):
-            if key not in referenced and self.blobs.modified_at(key) < cutoff:
-                self.blobs.delete(key)
-                removed += 1
-        return removed
+    def sync_index_after_write(self) -> None:
+        """After this process committed a change: bring the index level. A failure here loses nothing (the
+        change is in the log; the next sync applies it), so it is logged, not raised."""
+        try:
+            self.sync_index()
+        except Exception:
+            log.exception("index sync after a write failed; the next sync will catch up")
 
+    # Blobs ---------------------------------------------------------------------------------------------------
+    def put_blobs(self, items: list[tuple[str, bytes]]) -> None:
+        """Write blobs that rows about to be stored will point at. Recorded as pending first, so a crash at
+        any point leaves nothing the sweep cannot settle; on failure the blobs written so far are removed."""
+        keys = [key for key, _ in items]
+        self.store.begin_blob_writes(keys)
+        written: list[str] = []
+        try:
+            for key, data in items:
+                self.blobs.put(key, data)
+                written.append(key)
+        except BaseException:
+            self.discard_blobs(keys)
+            raise
+
+    def discard_blobs(self, keys: list[str]) -> None:
+        """Delete blobs no row points at any more (after a failed write, or rows deleted). A blob that cannot
+        be deleted now stays pending and is retried by the sweep."""
+        deleted: list[str] = []
+        for key in keys:
+            try:
+                self.blobs.delete(key)
+                deleted.append(key)
+            except Exception:
+                log.exception("could not delete blob %s; the sweep will retry", key)
+        try:
+            self.store.forget_pending_blobs(deleted)
+        except Exception:
+            log.exception("could not clear %d pending blobs; the sweep will settle them", len(deleted))
+
+    def settle_pending_blobs(self, grace_seconds: float) -> int:
+        """Settle blobs left pending by interrupted operations for longer than `grace_seconds`: delete those no
+        row points at, forget the rest. Reads only the pending list, never the whole bucket or table."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
+        settled = 0
+        while True:
+            keys = self.store.pending_blobs(cutoff)
+            if not keys:
+                return settled
+            referenced = self.store.referenced_blobs(keys)
+            done: list[str] = []
+            for key in keys:
+                if key not in referenced:
+                    try:
+                        self.blobs.delete(key)
+                    except Exception:
+                        log.exception("could not delete orphan blob %s; will retry", key)
+                        continue
+                    settled += 1
+                done.append(key)
+            self.store.forget_pending_blobs(done)
+            if len(done) < len(keys):
+                return settled
+
+    # Health --------------------------------------------------------------------------------------------------
     def readiness(self) -> Readiness:
         parts = {
-            "store": self.db.ping(),
+            "store": self.store.ping(),
             "blobs": self.blobs.ready(),
             "engine": self.engine.ready(),
             "index": self.index.ready(),
@@ -155,4 +217,5 @@ class Runtime:
     def close(self) -> None:
         if self._owns_engine:
             self.engine.close()
-        self.db.close()
+        self.index.close()
+        self.store.close()

@@ -60,6 +60,25 @@ class FacePublic(BaseModel):
     filename: str
 
 
+class FaceDetail(BaseModel):
+    """A stored face of a person: where it is in its photo, how good it is, which engine embedded it."""
+
+    id: int
+    image_id: str
+    box: BoxPublic
+    quality: float
+    detector_score: float
+    sharpness: float
+    engine: str
+    model_version: str
+    created_at: datetime
+
+
+class FacesPage(BaseModel):
+    items: list[FaceDetail]
+    total: int
+
+
 class Rejection(BaseModel):
     filename: str
     reason: str
@@ -116,7 +135,7 @@ class MatchPublic(BaseModel):
     threshold: float
     box: BoxPublic
     quality: float
-    candidates: list[dict[str, Any]]
+    candidates: list[Candidate]
     has_crop: bool
 
 

@@ -7,7 +7,6 @@ from typing import Any
 
 from facegate import __version__
 from facegate.services.runtime import Readiness, Runtime
-from facegate.store import repository
 
 
 def readiness(rt: Runtime) -> Readiness:
@@ -16,8 +15,6 @@ def readiness(rt: Runtime) -> Readiness:
 
 def telemetry_summary(rt: Runtime) -> dict[str, Any]:
     info = rt.engine.info
-    with rt.db.session() as session:
-        counts = repository.counts(session)
     return {
         "version": __version__,
         "uptime_seconds": round(time.time() - rt.telemetry.started, 1),
@@ -28,8 +25,8 @@ def telemetry_summary(rt: Runtime) -> dict[str, Any]:
             "threshold": info.threshold,
             "workers": rt.engine.workers,
         },
-        "store": counts,
-        "index": {"faces": len(rt.index)},
+        "store": rt.store.counts(),
+        "index": {"type": rt.settings.index.type, "faces": len(rt.index)},
         "counters": rt.telemetry.counter_values(),
         "latency": rt.telemetry.latency_summary(),
     }

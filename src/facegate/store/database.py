@@ -1,4 +1,4 @@
-"""Engine, sessions and migrations for the SQL store."""
+"""Engine, sessions and migrations for the SQL store (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+# pg_advisory_xact_lock keys: one for migrations, one that orders change-log appends.
+MIGRATION_LOCK = 0x66676D31  # "fgm1"
+CHANGE_LOG_LOCK = 0x6667636C  # "fgcl"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -26,30 +32,56 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(resources.files("facegate.store") / "migrations"))
+    return cfg
+
+
 class Database:
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
         self._echo = echo
+        self._pool_size = pool_size
         self._engine: Engine | None = None
         self._sessions: sessionmaker[Session] | None = None
 
+    @property
+    def dialect(self) -> str:
+        return make_url(self.url).get_dialect().name
+
     def open(self) -> None:
-        """Connect and bring the schema to the newest migration."""
-        if self.url.startswith("sqlite:///"):
-            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(self.url, echo=self._echo)
+        """Connect (lazily: the first session opens the first connection). No schema changes here."""
+        options: dict[str, Any] = {"echo": self._echo, "pool_pre_ping": True}
+        if self.dialect == "sqlite":
+            database = make_url(self.url).database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+        else:
+            options |= {"pool_size": self._pool_size, "max_overflow": self._pool_size}
+        engine = create_engine(self.url, **options)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
         self._engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
-        self.migrate()
 
     def migrate(self) -> None:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(resources.files("facegate.store") / "migrations"))
+        """Apply every pending migration. On PostgreSQL an advisory lock makes processes that migrate at the
+        same time run one after the other (the second finds nothing left to do)."""
+        cfg = _alembic_config()
         with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def schema_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    @staticmethod
+    def head_revision() -> str | None:
+        return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
     @property
     def engine(self) -> Engine:

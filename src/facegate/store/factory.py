@@ -1,9 +1,11 @@
-"""Pick the blob store named by configuration."""
+"""Pick the store and the blob store named by configuration."""
 
 from __future__ import annotations
 
 from facegate.config import S3BlobSettings, Settings
+from facegate.store.base import Repository
 from facegate.store.blobs import BlobStore, FileBlobStore
+from facegate.store.repository import SQLRepository
 from facegate.store.s3_blobs import S3BlobStore
 
 
@@ -11,3 +13,8 @@ def build_blob_store(settings: Settings) -> BlobStore:
     if isinstance(settings.blobs, S3BlobSettings):
         return S3BlobStore(settings.blobs)
     return FileBlobStore(settings.blob_path)
+
+
+def build_repository(settings: Settings) -> Repository:
+    """The store of people, faces and history: SQL (SQLite or PostgreSQL, by FACEGATE_DATABASE__URL)."""
+    return SQLRepository(settings.database, settings.database_url)

@@ -6,8 +6,23 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, TypeDecorator
+import numpy as np
+from pgvector.sqlalchemy import VECTOR
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeEngine
 
 
 def utcnow() -> datetime:
@@ -33,6 +48,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
+class EmbeddingType(TypeDecorator[bytes]):
+    """float32 little-endian bytes in Python; a pgvector `vector` on PostgreSQL (so pgvector can search the
+    faces table in place), a BLOB elsewhere."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(VECTOR())
+        return dialect.type_descriptor(LargeBinary())
+
+    def process_bind_param(self, value: bytes | None, dialect: Dialect) -> Any:
+        if value is not None and dialect.name == "postgresql":
+            return np.frombuffer(value, dtype="<f4")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
+        if value is not None and dialect.name == "postgresql":
+            return np.asarray(value, dtype="<f4").tobytes()
+        return value  # type: ignore[no-any-return]
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, datetime: UTCDateTime()}
 
@@ -55,6 +93,8 @@ class ImageRecord(Base):
     """An enrolled photo, kept as a blob so faces can be re-embedded when the engine changes."""
 
     __tablename__ = "images"
+    # The same photo is enrolled once per person; the constraint, not a check before the insert, decides races.
+    __table_args__ = (UniqueConstraint("person_id", "sha256", name="uq_images_person_sha256"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
@@ -83,7 +123,7 @@ class FaceRecord(Base):
     sharpness: Mapped[float] = mapped_column(Float)
     engine: Mapped[str] = mapped_column(String(50))
     model_version: Mapped[str] = mapped_column(String(100))
-    embedding: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+    embedding: Mapped[bytes] = mapped_column(EmbeddingType)  # float32, little-endian
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     person: Mapped[Person] = relationship(back_populates="faces")
@@ -112,5 +152,41 @@ class MatchRecord(Base):
     quality: Mapped[float] = mapped_column(Float)
     engine: Mapped[str] = mapped_column(String(50))
     model_version: Mapped[str] = mapped_column(String(100))
+    # [{"person_id", "distance"}]: names are looked up when read, so deleting a person rewrites nothing here.
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
-    crop_key: Mapped[str | None] = mapped_column(String(300))
+    crop_key: Mapped[str | None] = mapped_column(String(300), index=True)
+
+
+class FaceChangeRecord(Base):
+    """The change log replicas follow to keep an in-process index in step: one row per face added or removed,
+    numbered in commit order (writers serialize on a lock while appending, see SQLRepository)."""
+
+    __tablename__ = "face_changes"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    op: Mapped[str] = mapped_column(String(10))
+    face_id: Mapped[int] = mapped_column(Integer)
+    person_id: Mapped[str] = mapped_column(String(36))
+    engine: Mapped[str] = mapped_column(String(50))
+    model_version: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class PendingBlob(Base):
+    """A blob between its write and the commit of the row that points at it, or between the delete of that
+    row and the blob's own delete. Whatever is left here after a crash is settled by the sweep."""
+
+    __tablename__ = "pending_blobs"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class StoreMeta(Base):
+    """Small named values of the store itself (e.g. how far the change log was trimmed)."""
+
+    __tablename__ = "store_meta"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(300))

@@ -1,160 +1,601 @@
-"""Queries and writes on the SQL store. Every function takes the caller's session (one transaction)."""
+"""The SQL implementation of the Repository protocol: one class for SQLite and PostgreSQL.
+
+Every public method is one transaction. Database exceptions the caller can act on become facegate.errors.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
-from datetime import datetime
-from typing import Any
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
 
-from sqlalchemy import Select, String, cast, delete, func, select
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from facegate.store.models import FaceRecord, ImageRecord, MatchRecord, Person
+from facegate.config import SQLDatabaseSettings
+from facegate.errors import Conflict, NotFound, Unavailable
+from facegate.store.base import (
+    Embedding,
+    FaceChange,
+    FaceRow,
+    ImageRow,
+    MatchFilter,
+    MatchRow,
+    NewFace,
+    NewImage,
+    NewMatch,
+    PersonCreate,
+    PersonRow,
+    Removed,
+    StoredCandidate,
+)
+from facegate.store.database import CHANGE_LOG_LOCK, Database
+from facegate.store.models import (
+    FaceChangeRecord,
+    FaceRecord,
+    ImageRecord,
+    MatchRecord,
+    PendingBlob,
+    Person,
+    StoreMeta,
+    new_id,
+)
+
+# Keeps IN (...) lists within every database's limit on bound parameters.
+CHUNK = 500
+TRIMMED_THROUGH = "changes_trimmed_through"
 
 
-def get_person(session: Session, person_id: str) -> Person | None:
-    return session.get(Person, person_id)
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
 
 
-def get_person_by_external_id(session: Session, external_id: str) -> Person | None:
-    return session.scalars(select(Person).where(Person.external_id == external_id)).first()
-
-
-def find_person_by_name(session: Session, name: str) -> Person | None:
-    return session.scalars(select(Person).where(Person.name == name).order_by(Person.created_at)).first()
-
-
-def list_people(session: Session, *, limit: int, offset: int, name: str | None) -> tuple[list[Person], int]:
-    query = select(Person)
-    if name:
-        escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        query = query.where(Person.name.ilike(f"%{escaped}%", escape="\\"))
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(Person.created_at, Person.id).limit(limit).offset(offset)).all()
-    return list(rows), total
-
-
-def face_counts(session: Session, person_ids: list[str]) -> dict[str, int]:
-    if not person_ids:
-        return {}
-    rows = session.execute(
-        select(FaceRecord.person_id, func.count())
-        .where(FaceRecord.person_id.in_(person_ids))
-        .group_by(FaceRecord.person_id)
-    ).all()
-    return {pid: count for pid, count in rows}
-
-
-def image_exists(session: Session, person_id: str, sha256: str) -> bool:
-    query = select(ImageRecord.id).where(ImageRecord.person_id == person_id, ImageRecord.sha256 == sha256)
-    return session.scalars(query).first() is not None
-
-
-def blob_keys_of_person(session: Session, person_id: str) -> list[str]:
-    images = session.scalars(select(ImageRecord.blob_key).where(ImageRecord.person_id == person_id)).all()
-    crops = session.scalars(
-        select(MatchRecord.crop_key).where(MatchRecord.person_id == person_id, MatchRecord.crop_key.is_not(None))
-    ).all()
-    return [*images, *(c for c in crops if c)]
-
-
-def face_ids_of_person(session: Session, person_id: str) -> list[int]:
-    return list(session.scalars(select(FaceRecord.id).where(FaceRecord.person_id == person_id)).all())
-
-
-def delete_person(session: Session, person: Person) -> None:
-    # Explicit deletes rather than relying on ON DELETE CASCADE, which SQLite only honours with a pragma.
-    session.execute(delete(MatchRecord).where(MatchRecord.person_id == person.id))
-    session.execute(delete(FaceRecord).where(FaceRecord.person_id == person.id))
-    session.execute(delete(ImageRecord).where(ImageRecord.person_id == person.id))
-    # Other faces' history may list this person among their candidates: scrub those mentions too.
-    mentions = select(MatchRecord).where(cast(MatchRecord.candidates, String).contains(person.id))
-    for record in session.scalars(mentions):
-        record.candidates = [c for c in record.candidates if c.get("person_id") != person.id]
-    session.delete(person)
-
-
-def iter_embeddings(
-    session: Session, engine: str, model_version: str, *, ids: Collection[int] | None = None
-) -> Iterator[tuple[int, str, bytes]]:
-    """(face id, person id, embedding bytes) of one engine's faces, all of them or those in `ids`."""
-    query = select(FaceRecord.id, FaceRecord.person_id, FaceRecord.embedding).where(
-        FaceRecord.engine == engine, FaceRecord.model_version == model_version
+def _face_row(r: FaceRecord) -> FaceRow:
+    return FaceRow(
+        id=r.id,
+        person_id=r.person_id,
+        image_id=r.image_id,
+        left=r.left,
+        top=r.top,
+        width=r.width,
+        height=r.height,
+        quality=r.quality,
+        detector_score=r.detector_score,
+        sharpness=r.sharpness,
+        engine=r.engine,
+        model_version=r.model_version,
+        created_at=r.created_at,
     )
-    if ids is not None:
-        query = query.where(FaceRecord.id.in_(ids))
-    for face_id, person_id, embedding in session.execute(
-        query.order_by(FaceRecord.id).execution_options(yield_per=2000)
-    ):
-        yield int(face_id), str(person_id), bytes(embedding)
 
 
-def embedding_stats(session: Session, engine: str, model_version: str) -> tuple[int, int | None]:
-    """How many faces one engine has, and the highest face id: a cheap fingerprint of the set."""
-    count, highest = session.execute(
-        select(func.count(), func.max(FaceRecord.id)).where(
+def _image_row(r: ImageRecord) -> ImageRow:
+    return ImageRow(
+        id=r.id,
+        person_id=r.person_id,
+        blob_key=r.blob_key,
+        sha256=r.sha256,
+        filename=r.filename,
+        width=r.width,
+        height=r.height,
+        created_at=r.created_at,
+    )
+
+
+def _match_row(r: MatchRecord) -> MatchRow:
+    return MatchRow(
+        id=r.id,
+        request_id=r.request_id,
+        source=r.source,
+        created_at=r.created_at,
+        person_id=r.person_id,
+        distance=r.distance,
+        confidence=r.confidence,
+        threshold=r.threshold,
+        left=r.left,
+        top=r.top,
+        width=r.width,
+        height=r.height,
+        quality=r.quality,
+        engine=r.engine,
+        model_version=r.model_version,
+        candidates=[StoredCandidate(str(c["person_id"]), float(c["distance"])) for c in r.candidates or []],
+        crop_key=r.crop_key,
+    )
+
+
+def _face_record(person_id: str, image_id: str, face: NewFace) -> FaceRecord:
+    return FaceRecord(
+        person_id=person_id,
+        image_id=image_id,
+        left=face.left,
+        top=face.top,
+        width=face.width,
+        height=face.height,
+        quality=face.quality,
+        detector_score=face.detector_score,
+        sharpness=face.sharpness,
+        engine=face.engine,
+        model_version=face.model_version,
+        embedding=face.embedding,
+    )
+
+
+def _constraint(exc: IntegrityError) -> str:
+    return str(exc.orig).lower()
+
+
+class SQLRepository:
+    def __init__(self, settings: SQLDatabaseSettings, url: str) -> None:
+        self._settings = settings
+        self.db = Database(url, echo=settings.echo, pool_size=settings.pool_size)
+        self._opened = False
+
+    # Lifecycle ---------------------------------------------------------------------------------------------
+    def open(self) -> None:
+        self.db.open()
+        self._opened = True
+        auto = self._settings.auto_migrate
+        if auto is None:
+            auto = self.db.dialect == "sqlite"
+        if auto:
+            self.migrate()
+            return
+        current, head = self.db.schema_revision(), self.db.head_revision()
+        if current != head:
+            raise Unavailable(
+                f"The database schema is at revision {current or 'none'} and this facegate needs {head}: run "
+                "`facegate migrate` once (with the same FACEGATE_DATABASE__URL), then start the service.",
+                code="schema_out_of_date",
+            )
+
+    def migrate(self) -> None:
+        if not self._opened:
+            self.db.open()
+            self._opened = True
+        self.db.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+        self._opened = False
+
+    def ping(self) -> bool:
+        return self.db.ping()
+
+    # Helpers -----------------------------------------------------------------------------------------------
+    @staticmethod
+    def _counts_of(session: Session, person_ids: Collection[str]) -> dict[str, int]:
+        if not person_ids:
+            return {}
+        rows = session.execute(
+            select(ImageRecord.person_id, func.count())
+            .where(ImageRecord.person_id.in_(list(person_ids)))
+            .group_by(ImageRecord.person_id)
+        ).all()
+        return {pid: int(count) for pid, count in rows}
+
+    def _person_row(self, session: Session, person: Person, count: int | None = None) -> PersonRow:
+        if count is None:
+            count = self._counts_of(session, [person.id]).get(person.id, 0)
+        return PersonRow(
+            id=person.id,
+            name=person.name,
+            external_id=person.external_id,
+            metadata=dict(person.attributes or {}),
+            face_count=count,
+            created_at=person.created_at,
+            updated_at=person.updated_at,
+        )
+
+    @staticmethod
+    def _require_person(session: Session, person_id: str, *, lock: bool = False) -> Person:
+        query = select(Person).where(Person.id == person_id)
+        if lock:
+            query = query.with_for_update()
+        person = session.scalars(query).first()
+        if person is None:
+            raise NotFound(f"No person with id {person_id}.", code="person_not_found")
+        return person
+
+    @staticmethod
+    def _log(session: Session, op: Literal["add", "remove"], faces: Sequence[tuple[int, str, str, str]]) -> None:
+        """Append (face id, person id, engine, model version) changes. On PostgreSQL the appends of concurrent
+        transactions are serialized by a transaction-scoped lock, so sequence numbers commit in order and a
+        reader that has seen n has seen everything below n. SQLite serializes writers anyway."""
+        if not faces:
+            return
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHANGE_LOG_LOCK})
+        now = datetime.now(UTC)
+        session.add_all(
+            FaceChangeRecord(op=op, face_id=f, person_id=p, engine=e, model_version=m, created_at=now)
+            for f, p, e, m in faces
+        )
+
+    @staticmethod
+    def _mark_pending(session: Session, keys: Collection[str]) -> None:
+        now = datetime.now(UTC)
+        for key in keys:
+            session.merge(PendingBlob(key=key, created_at=now))
+
+    @staticmethod
+    def _clear_pending(session: Session, keys: Sequence[str]) -> None:
+        for chunk in _chunks(keys):
+            session.execute(delete(PendingBlob).where(PendingBlob.key.in_(chunk)))
+
+    # People ------------------------------------------------------------------------------------------------
+    def get_person(self, person_id: str) -> PersonRow | None:
+        with self.db.session() as session:
+            person = session.get(Person, person_id)
+            return self._person_row(session, person) if person else None
+
+    def find_person_by_name(self, name: str) -> PersonRow | None:
+        with self.db.session() as session:
+            query = select(Person).where(Person.name == name).order_by(Person.created_at, Person.id)
+            person = session.scalars(query).first()
+            return self._person_row(session, person) if person else None
+
+    def find_person_by_external_id(self, external_id: str) -> PersonRow | None:
+        with self.db.session() as session:
+            person = session.scalars(select(Person).where(Person.external_id == external_id)).first()
+            return self._person_row(session, person) if person else None
+
+    def list_people(self, *, limit: int, offset: int, name: str | None) -> tuple[list[PersonRow], int]:
+        with self.db.session() as session:
+            query = select(Person)
+            if name:
+                escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+                query = query.where(Person.name.ilike(f"%{escaped}%", escape="\\"))
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            people = session.scalars(query.order_by(Person.created_at, Person.id).limit(limit).offset(offset)).all()
+            counts = self._counts_of(session, [p.id for p in people])
+            return [self._person_row(session, p, counts.get(p.id, 0)) for p in people], total
+
+    def names_of(self, person_ids: Collection[str]) -> dict[str, str]:
+        ids = sorted(set(person_ids))
+        if not ids:
+            return {}
+        names: dict[str, str] = {}
+        with self.db.session() as session:
+            for chunk in _chunks(ids):
+                names.update(
+                    (i, n) for i, n in session.execute(select(Person.id, Person.name).where(Person.id.in_(chunk)))
+                )
+        return names
+
+    def update_person(self, person_id: str, changes: Mapping[str, Any]) -> PersonRow:
+        try:
+            with self.db.session() as session:
+                person = self._require_person(session, person_id)
+                if "name" in changes:
+                    person.name = changes["name"]
+                if "external_id" in changes:
+                    person.external_id = changes["external_id"]
+                if "metadata" in changes:
+                    person.attributes = dict(changes["metadata"] or {})
+                person.updated_at = datetime.now(UTC)
+                session.flush()
+                return self._person_row(session, person)
+        except IntegrityError as exc:
+            raise Conflict(
+                f"external_id {changes.get('external_id')!r} belongs to another person.", code="external_id_taken"
+            ) from exc
+
+    def delete_person(self, person_id: str) -> Removed:
+        with self.db.session() as session:
+            person = self._require_person(session, person_id, lock=True)
+            faces = session.execute(
+                select(FaceRecord.id, FaceRecord.person_id, FaceRecord.engine, FaceRecord.model_version).where(
+                    FaceRecord.person_id == person_id
+                )
+            ).all()
+            face_list = [(int(f), p, e, m) for f, p, e, m in faces]
+            keys = list(session.scalars(select(ImageRecord.blob_key).where(ImageRecord.person_id == person_id)))
+            keys += [
+                k
+                for k in session.scalars(
+                    select(MatchRecord.crop_key).where(
+                        MatchRecord.person_id == person_id, MatchRecord.crop_key.is_not(None)
+                    )
+                )
+                if k
+            ]
+            # Explicit deletes rather than ON DELETE CASCADE, which SQLite only honours with a pragma.
+            session.execute(delete(MatchRecord).where(MatchRecord.person_id == person_id))
+            session.execute(delete(FaceRecord).where(FaceRecord.person_id == person_id))
+            session.execute(delete(ImageRecord).where(ImageRecord.person_id == person_id))
+            session.delete(person)
+            self._log(session, "remove", face_list)
+            self._mark_pending(session, keys)
+        return Removed(face_ids=[f for f, *_ in face_list], blob_keys=keys)
+
+    # Enrollment --------------------------------------------------------------------------------------------
+    def save_enrollment(self, person: PersonCreate | str, images: list[NewImage]) -> tuple[PersonRow, list[FaceRow]]:
+        try:
+            with self.db.session() as session:
+                if isinstance(person, str):
+                    # Locked so that a delete of this person cannot commit between our check and our insert.
+                    record = self._require_person(session, person, lock=True)
+                else:
+                    record = Person(
+                        id=new_id(), name=person.name, external_id=person.external_id, attributes=person.metadata
+                    )
+                    session.add(record)
+                    session.flush()  # the person row must exist before its images reference it
+                faces: list[FaceRecord] = []
+                for image in images:
+                    session.add(
+                        ImageRecord(
+                            id=image.id,
+                            person_id=record.id,
+                            blob_key=image.blob_key,
+                            sha256=image.sha256,
+                            filename=image.filename,
+                            width=image.width,
+                            height=image.height,
+                        )
+                    )
+                    faces += [_face_record(record.id, image.id, face) for face in image.faces]
+                session.flush()
+                session.add_all(faces)
+                session.flush()
+                record.updated_at = datetime.now(UTC)
+                self._log(session, "add", [(f.id, f.person_id, f.engine, f.model_version) for f in faces])
+                self._clear_pending(session, [i.blob_key for i in images])
+                return self._person_row(session, record), [_face_row(f) for f in faces]
+        except IntegrityError as exc:
+            detail = _constraint(exc)
+            if "external_id" in detail:
+                raise Conflict(
+                    f"external_id {getattr(person, 'external_id', None)!r} is already in use.",
+                    code="external_id_taken",
+                ) from exc
+            if "sha256" in detail:
+                raise Conflict("This photo is already enrolled for this person.", code="duplicate_image") from exc
+            if "foreign key" in detail:  # the person was deleted meanwhile
+                raise NotFound(f"No person with id {person}.", code="person_not_found") from exc
+            raise
+
+    def image_exists(self, person_id: str, sha256: str) -> bool:
+        with self.db.session() as session:
+            query = select(ImageRecord.id).where(ImageRecord.person_id == person_id, ImageRecord.sha256 == sha256)
+            return session.scalars(query).first() is not None
+
+    def list_faces(self, person_id: str) -> list[FaceRow]:
+        with self.db.session() as session:
+            self._require_person(session, person_id)
+            query = select(FaceRecord).where(FaceRecord.person_id == person_id).order_by(FaceRecord.id)
+            return [_face_row(r) for r in session.scalars(query)]
+
+    def _require_face(self, session: Session, person_id: str, face_id: int) -> FaceRecord:
+        self._require_person(session, person_id)
+        face = session.get(FaceRecord, face_id)
+        if face is None or face.person_id != person_id:
+            raise NotFound(f"Person {person_id} has no face {face_id}.", code="face_not_found")
+        return face
+
+    def get_face(self, person_id: str, face_id: int) -> tuple[FaceRow, ImageRow]:
+        with self.db.session() as session:
+            face = self._require_face(session, person_id, face_id)
+            return _face_row(face), _image_row(face.image)
+
+    def delete_face(self, person_id: str, face_id: int) -> Removed:
+        """Enrollment keeps one face per photo, so a face goes with its photo and every embedding of it (one
+        per engine)."""
+        with self.db.session() as session:
+            face = self._require_face(session, person_id, face_id)
+            image = face.image
+            siblings = session.scalars(select(FaceRecord).where(FaceRecord.image_id == image.id)).all()
+            changes = [(f.id, f.person_id, f.engine, f.model_version) for f in siblings]
+            session.execute(delete(FaceRecord).where(FaceRecord.image_id == image.id))
+            key = image.blob_key
+            session.execute(delete(ImageRecord).where(ImageRecord.id == image.id))
+            person = self._require_person(session, person_id)
+            person.updated_at = datetime.now(UTC)
+            self._log(session, "remove", changes)
+            self._mark_pending(session, [key])
+        return Removed(face_ids=[c[0] for c in changes], blob_keys=[key])
+
+    # Embeddings, re-embedding and the change log -----------------------------------------------------------
+    def iter_embeddings(
+        self, engine: str, model_version: str, *, ids: Collection[int] | None = None
+    ) -> Iterator[Embedding]:
+        base = select(FaceRecord.id, FaceRecord.person_id, FaceRecord.embedding).where(
             FaceRecord.engine == engine, FaceRecord.model_version == model_version
         )
-    ).one()
-    return int(count), (int(highest) if highest is not None else None)
+        queries = [base] if ids is None else [base.where(FaceRecord.id.in_(c)) for c in _chunks(sorted(ids))]
+        with self.db.session() as session:
+            for query in queries:
+                rows = session.execute(query.order_by(FaceRecord.id).execution_options(yield_per=2000))
+                for face_id, person_id, vector in rows:
+                    yield Embedding(int(face_id), str(person_id), bytes(vector))
 
-
-def face_ids(session: Session, engine: str, model_version: str) -> set[int]:
-    query = select(FaceRecord.id).where(FaceRecord.engine == engine, FaceRecord.model_version == model_version)
-    return set(session.scalars(query).all())
-
-
-def names_of(session: Session, person_ids: list[str]) -> dict[str, str]:
-    if not person_ids:
-        return {}
-    rows = session.execute(select(Person.id, Person.name).where(Person.id.in_(person_ids))).all()
-    return {pid: name for pid, name in rows}
-
-
-def matches_query(
-    *,
-    person_id: str | None,
-    unknown_only: bool,
-    since: datetime | None,
-    until: datetime | None,
-) -> Select[MatchRecord]:
-    query = select(MatchRecord)
-    if person_id:
-        query = query.where(MatchRecord.person_id == person_id)
-    if unknown_only:
-        query = query.where(MatchRecord.person_id.is_(None))
-    if since:
-        query = query.where(MatchRecord.created_at >= since)
-    if until:
-        query = query.where(MatchRecord.created_at < until)
-    return query
-
-
-def list_matches(session: Session, *, limit: int, offset: int, **filters: Any) -> tuple[list[MatchRecord], int]:
-    query = matches_query(**filters)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(query.order_by(MatchRecord.id.desc()).limit(limit).offset(offset)).all()
-    return list(rows), total
-
-
-def get_match(session: Session, match_id: int) -> MatchRecord | None:
-    return session.get(MatchRecord, match_id)
-
-
-def all_blob_keys(session: Session) -> set[str]:
-    images = session.scalars(select(ImageRecord.blob_key)).all()
-    crops = session.scalars(select(MatchRecord.crop_key).where(MatchRecord.crop_key.is_not(None))).all()
-    return {*images, *(c for c in crops if c)}
-
-
-def counts(session: Session) -> dict[str, int]:
-    return {
-        "people": session.scalar(select(func.count()).select_from(Person)) or 0,
-        "faces": session.scalar(select(func.count()).select_from(FaceRecord)) or 0,
-        "images": session.scalar(select(func.count()).select_from(ImageRecord)) or 0,
-        "matches": session.scalar(select(func.count()).select_from(MatchRecord)) or 0,
-        "unknown_matches": session.scalar(
-            select(func.count()).select_from(MatchRecord).where(MatchRecord.person_id.is_(None))
+    def images_missing_embedding(self, engine: str, model_version: str) -> list[str]:
+        current = (
+            select(FaceRecord.id)
+            .where(
+                FaceRecord.image_id == ImageRecord.id,
+                FaceRecord.engine == engine,
+                FaceRecord.model_version == model_version,
+            )
+            .exists()
         )
-        or 0,
-    }
+        with self.db.session() as session:
+            return list(session.scalars(select(ImageRecord.id).where(~current).order_by(ImageRecord.id)))
+
+    def get_image(self, image_id: str) -> ImageRow | None:
+        with self.db.session() as session:
+            record = session.get(ImageRecord, image_id)
+            return _image_row(record) if record else None
+
+    def add_faces(self, faces: list[tuple[str, NewFace]]) -> list[FaceRow]:
+        with self.db.session() as session:
+            wanted = select(ImageRecord.id, ImageRecord.person_id).where(
+                ImageRecord.id.in_(sorted({i for i, _ in faces}))
+            )
+            owners = {i: p for i, p in session.execute(wanted)}
+            records = [_face_record(owners[i], i, f) for i, f in faces if i in owners]
+            session.add_all(records)
+            session.flush()
+            self._log(session, "add", [(r.id, r.person_id, r.engine, r.model_version) for r in records])
+            return [_face_row(r) for r in records]
+
+    def last_change(self) -> int:
+        with self.db.session() as session:
+            return int(session.scalar(select(func.max(FaceChangeRecord.seq))) or 0)
+
+    def changes_since(self, seq: int, *, limit: int = 10_000) -> list[FaceChange] | None:
+        with self.db.session() as session:
+            trimmed = session.get(StoreMeta, TRIMMED_THROUGH)
+            if trimmed is not None and seq < int(trimmed.value):
+                return None
+            rows = session.scalars(
+                select(FaceChangeRecord).where(FaceChangeRecord.seq > seq).order_by(FaceChangeRecord.seq).limit(limit)
+            )
+            return [
+                FaceChange(
+                    seq=r.seq,
+                    op="add" if r.op == "add" else "remove",
+                    face_id=r.face_id,
+                    person_id=r.person_id,
+                    engine=r.engine,
+                    model_version=r.model_version,
+                )
+                for r in rows
+            ]
+
+    def trim_changes(self, before: datetime) -> int:
+        with self.db.session() as session:
+            through = session.scalar(select(func.max(FaceChangeRecord.seq)).where(FaceChangeRecord.created_at < before))
+            if through is None:
+                return 0
+            # Never trim the newest entry: it tells a fresh reader where the log stands.
+            newest = session.scalar(select(func.max(FaceChangeRecord.seq))) or 0
+            through = min(int(through), int(newest) - 1)
+            if through <= 0:
+                return 0
+            result = session.execute(delete(FaceChangeRecord).where(FaceChangeRecord.seq <= through))
+            session.merge(StoreMeta(key=TRIMMED_THROUGH, value=str(through)))
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # Match history -----------------------------------------------------------------------------------------
+    def add_matches(self, matches: list[NewMatch]) -> list[int]:
+        try:
+            with self.db.session() as session:
+                records = [
+                    MatchRecord(
+                        request_id=m.request_id,
+                        source=m.source,
+                        created_at=m.created_at,
+                        person_id=m.person_id,
+                        distance=m.distance,
+                        confidence=m.confidence,
+                        threshold=m.threshold,
+                        left=m.left,
+                        top=m.top,
+                        width=m.width,
+                        height=m.height,
+                        quality=m.quality,
+                        engine=m.engine,
+                        model_version=m.model_version,
+                        candidates=[{"person_id": c.person_id, "distance": c.distance} for c in m.candidates],
+                        crop_key=m.crop_key,
+                    )
+                    for m in matches
+                ]
+                session.add_all(records)
+                session.flush()
+                self._clear_pending(session, [m.crop_key for m in matches if m.crop_key])
+                return [r.id for r in records]
+        except IntegrityError as exc:  # a matched person was deleted between the search and this write
+            raise NotFound("A matched person was deleted meanwhile.", code="person_not_found") from exc
+
+    def list_matches(self, query: MatchFilter, *, limit: int, offset: int) -> tuple[list[MatchRow], int]:
+        statement = select(MatchRecord)
+        if query.person_id:
+            statement = statement.where(MatchRecord.person_id == query.person_id)
+        if query.unknown_only:
+            statement = statement.where(MatchRecord.person_id.is_(None))
+        if query.since:
+            statement = statement.where(MatchRecord.created_at >= query.since)
+        if query.until:
+            statement = statement.where(MatchRecord.created_at < query.until)
+        with self.db.session() as session:
+            total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+            rows = session.scalars(statement.order_by(MatchRecord.id.desc()).limit(limit).offset(offset))
+            return [_match_row(r) for r in rows], total
+
+    def get_match(self, match_id: int) -> MatchRow | None:
+        with self.db.session() as session:
+            record = session.get(MatchRecord, match_id)
+            return _match_row(record) if record else None
+
+    def label_match(self, match_id: int, person_id: str) -> bool:
+        with self.db.session() as session:
+            record = session.get(MatchRecord, match_id)
+            if record is None:
+                return False
+            record.person_id = person_id
+            return True
+
+    def purge_matches(self, before: datetime, *, limit: int = 1000) -> Removed:
+        with self.db.session() as session:
+            rows = session.execute(
+                select(MatchRecord.id, MatchRecord.crop_key)
+                .where(MatchRecord.created_at < before)
+                .order_by(MatchRecord.id)
+                .limit(limit)
+            ).all()
+            pairs = list(rows)
+            ids = [i for i, _ in pairs]
+            keys = [k for _, k in pairs if k]
+            for chunk in _chunks(ids):
+                session.execute(delete(MatchRecord).where(MatchRecord.id.in_(chunk)))
+            self._mark_pending(session, keys)
+        return Removed(face_ids=[], blob_keys=keys, rows=len(ids))
+
+    # Blob bookkeeping --------------------------------------------------------------------------------------
+    def begin_blob_writes(self, keys: list[str]) -> None:
+        if keys:
+            with self.db.session() as session:
+                self._mark_pending(session, keys)
+
+    def forget_pending_blobs(self, keys: list[str]) -> None:
+        if keys:
+            with self.db.session() as session:
+                self._clear_pending(session, keys)
+
+    def pending_blobs(self, older_than: datetime, *, limit: int = 1000) -> list[str]:
+        with self.db.session() as session:
+            query = (
+                select(PendingBlob.key)
+                .where(PendingBlob.created_at < older_than)
+                .order_by(PendingBlob.created_at)
+                .limit(limit)
+            )
+            return list(session.scalars(query))
+
+    def referenced_blobs(self, keys: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        with self.db.session() as session:
+            for chunk in _chunks(sorted(keys)):
+                found.update(session.scalars(select(ImageRecord.blob_key).where(ImageRecord.blob_key.in_(chunk))))
+                found.update(
+                    k for k in session.scalars(select(MatchRecord.crop_key).where(MatchRecord.crop_key.in_(chunk))) if k
+                )
+        return found
+
+    def counts(self) -> dict[str, int]:
+        with self.db.session() as session:
+
+            def count(model: Any, *where: Any) -> int:
+                return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+            return {
+                "people": count(Person),
+                "faces": count(FaceRecord),
+                "images": count(ImageRecord),
+                "matches": count(MatchRecord),
+                "unknown_matches": count(MatchRecord, MatchRecord.person_id.is_(None)),
+            }

@@ -1,0 +1,300 @@
+"""The store behind the services: plain dataclasses in and out, and the Repository protocol.
+
+Services never see sessions, queries or database exceptions. Each protocol method is one atomic operation
+(one transaction in SQL), so a DynamoDB implementation can plug in with no edits in services. Failures the
+caller can act on are raised as facegate.errors (NotFound, Conflict), never as backend exceptions.
+
+Blob keys follow a write-ahead discipline that the store records, so a crash leaves neither orphan blobs nor
+rows pointing at missing blobs:
+- writes: `begin_blob_writes(keys)` is committed before the blobs are written; the operation that stores the
+  referencing rows clears those keys in the same transaction. Left over after a crash: `pending_blobs`.
+- deletes: the operation that removes rows returns their blob keys and records them as pending in the same
+  transaction; the caller deletes the blobs, then `forget_pending_blobs(keys)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    id: str
+    name: str
+    external_id: str | None
+    metadata: dict[str, Any]
+    face_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class PersonCreate:
+    name: str
+    external_id: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewFace:
+    left: int
+    top: int
+    width: int
+    height: int
+    quality: float
+    detector_score: float
+    sharpness: float
+    engine: str
+    model_version: str
+    embedding: bytes  # float32, little-endian
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An enrolled photo (already written to the blob store under `blob_key`) and the faces taken from it."""
+
+    id: str
+    blob_key: str
+    sha256: str
+    filename: str | None
+    width: int
+    height: int
+    faces: list[NewFace]
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    id: str
+    person_id: str
+    blob_key: str
+    sha256: str
+    filename: str | None
+    width: int
+    height: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class FaceRow:
+    id: int
+    person_id: str
+    image_id: str
+    left: int
+    top: int
+    width: int
+    height: int
+    quality: float
+    detector_score: float
+    sharpness: float
+    engine: str
+    model_version: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Embedding:
+    face_id: int
+    person_id: str
+    vector: bytes  # float32, little-endian
+
+
+@dataclass(frozen=True)
+class FaceChange:
+    """One entry of the change log: a face of `engine`/`model_version` was added or removed."""
+
+    seq: int
+    op: Literal["add", "remove"]
+    face_id: int
+    person_id: str
+    engine: str
+    model_version: str
+
+
+@dataclass(frozen=True)
+class StoredCandidate:
+    """A candidate as kept in history: names are looked up when read, so a rename shows and a deleted person
+    simply drops out (deleting a person never rewrites other people's history)."""
+
+    person_id: str
+    distance: float
+
+
+@dataclass(frozen=True)
+class NewMatch:
+    request_id: str
+    source: str
+    created_at: datetime
+    person_id: str | None
+    distance: float | None
+    confidence: float | None
+    threshold: float
+    left: int
+    top: int
+    width: int
+    height: int
+    quality: float
+    engine: str
+    model_version: str
+    candidates: list[StoredCandidate]
+    crop_key: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MatchRow(NewMatch):
+    id: int
+
+
+@dataclass(frozen=True)
+class MatchFilter:
+    person_id: str | None = None
+    unknown_only: bool = False
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What an operation took out of the store: faces to drop from an in-process index, blob keys to delete
+    (recorded as pending deletes until `forget_pending_blobs`)."""
+
+    face_ids: list[int]
+    blob_keys: list[str]
+    rows: int = 0  # rows of the operation's own kind (e.g. matches purged)
+
+
+class Repository(Protocol):
+    # Lifecycle ---------------------------------------------------------------------------------------------
+    def open(self) -> None:
+        """Connect. Raises facegate.errors.Unavailable when the schema is older than the code and the store
+        may not migrate itself (a server database: run `facegate migrate`)."""
+        ...
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version (safe when several processes call it at once)."""
+        ...
+
+    def close(self) -> None: ...
+
+    def ping(self) -> bool: ...
+
+    # People ------------------------------------------------------------------------------------------------
+    def get_person(self, person_id: str) -> PersonRow | None: ...
+
+    def find_person_by_name(self, name: str) -> PersonRow | None:
+        """The oldest person with exactly this name."""
+        ...
+
+    def find_person_by_external_id(self, external_id: str) -> PersonRow | None: ...
+
+    def list_people(self, *, limit: int, offset: int, name: str | None) -> tuple[list[PersonRow], int]:
+        """A page of people (oldest first) and the total; `name` is a case-insensitive substring, taken
+        literally (no wildcards)."""
+        ...
+
+    def names_of(self, person_ids: Collection[str]) -> dict[str, str]:
+        """id -> name of the people that exist among `person_ids`."""
+        ...
+
+    def update_person(self, person_id: str, changes: Mapping[str, Any]) -> PersonRow:
+        """Set `name`, `external_id` and/or `metadata`. NotFound(person_not_found);
+        Conflict(external_id_taken)."""
+        ...
+
+    def delete_person(self, person_id: str) -> Removed:
+        """The person, their images, faces and match history. NotFound(person_not_found)."""
+        ...
+
+    # Enrollment --------------------------------------------------------------------------------------------
+    def save_enrollment(self, person: PersonCreate | str, images: list[NewImage]) -> tuple[PersonRow, list[FaceRow]]:
+        """A new person (PersonCreate) or an existing one (id) with the given images and faces, all at once;
+        clears the images' pending blob writes. NotFound(person_not_found); Conflict(external_id_taken);
+        Conflict(duplicate_image) when the person already has a photo with the same sha256."""
+        ...
+
+    def image_exists(self, person_id: str, sha256: str) -> bool: ...
+
+    def list_faces(self, person_id: str) -> list[FaceRow]:
+        """Every face of a person, oldest first. NotFound(person_not_found)."""
+        ...
+
+    def get_face(self, person_id: str, face_id: int) -> tuple[FaceRow, ImageRow]:
+        """NotFound(person_not_found | face_not_found)."""
+        ...
+
+    def delete_face(self, person_id: str, face_id: int) -> Removed:
+        """One face; its photo too when no other face comes from it. NotFound(person_not_found |
+        face_not_found)."""
+        ...
+
+    # Embeddings, re-embedding and the change log -----------------------------------------------------------
+    def iter_embeddings(
+        self, engine: str, model_version: str, *, ids: Collection[int] | None = None
+    ) -> Iterator[Embedding]:
+        """Embeddings of one engine's faces, all or those in `ids`, in id order."""
+        ...
+
+    def images_missing_embedding(self, engine: str, model_version: str) -> list[str]:
+        """Ids of images with no face embedded by this engine and model version."""
+        ...
+
+    def get_image(self, image_id: str) -> ImageRow | None: ...
+
+    def add_faces(self, faces: list[tuple[str, NewFace]]) -> list[FaceRow]:
+        """Faces for existing images, as (image id, face); images deleted meanwhile are skipped."""
+        ...
+
+    def last_change(self) -> int:
+        """The newest change-log sequence number (0 when empty)."""
+        ...
+
+    def changes_since(self, seq: int, *, limit: int = 10_000) -> list[FaceChange] | None:
+        """Change-log entries after `seq`, oldest first; None when entries after `seq` were already trimmed
+        (the caller must reload). Entries become visible in sequence order: a reader never sees seq n+1
+        before seq n has committed."""
+        ...
+
+    def trim_changes(self, before: datetime) -> int:
+        """Drop change-log entries older than `before`; returns how many."""
+        ...
+
+    # Match history -----------------------------------------------------------------------------------------
+    def add_matches(self, matches: list[NewMatch]) -> list[int]:
+        """Store matches at once; clears their crops' pending blob writes. NotFound(person_not_found) when a
+        matched person was deleted meanwhile (nothing is stored then)."""
+        ...
+
+    def list_matches(self, query: MatchFilter, *, limit: int, offset: int) -> tuple[list[MatchRow], int]:
+        """Newest first, and the total."""
+        ...
+
+    def get_match(self, match_id: int) -> MatchRow | None: ...
+
+    def label_match(self, match_id: int, person_id: str) -> bool:
+        """Attribute a match to a person; False when the match no longer exists."""
+        ...
+
+    def purge_matches(self, before: datetime, *, limit: int = 1000) -> Removed:
+        """Up to `limit` of the oldest matches created before `before`."""
+        ...
+
+    # Blob bookkeeping --------------------------------------------------------------------------------------
+    def begin_blob_writes(self, keys: list[str]) -> None:
+        """Record, durably, that these blobs are about to be written."""
+        ...
+
+    def forget_pending_blobs(self, keys: list[str]) -> None: ...
+
+    def pending_blobs(self, older_than: datetime, *, limit: int = 1000) -> list[str]:
+        """Pending blob keys recorded before `older_than`."""
+        ...
+
+    def referenced_blobs(self, keys: Collection[str]) -> set[str]:
+        """Which of `keys` some row points at."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """people, faces, images, matches, unknown_matches."""
+        ...
