@@ -65,8 +65,12 @@ def _progress() -> Progress:
 def _runtime(engine: str | None = None) -> Iterator[Runtime]:
     settings = _settings(engine)
     rt = Runtime(settings)
-    with err_console.status(f"Starting the {settings.engine.type} engine ({settings.worker_count} workers)..."):
-        rt.open()
+    try:
+        with err_console.status(f"Starting the {settings.engine.type} engine ({settings.worker_count} workers)..."):
+            rt.open()
+    except FacegateError as exc:  # e.g. a server database on an old schema: the message says what to do
+        rt.close()
+        raise _fail(exc) from exc
     try:
         yield rt
     finally:
