@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1/matches", tags=["matches"])
 def list_matches(
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     person_id: str | None = None,
     unknown: Annotated[bool, Query(description="Only faces that matched nobody")] = False,
     since: datetime | None = None,

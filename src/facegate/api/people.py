@@ -16,7 +16,7 @@ router = APIRouter(prefix="/api/v1/people", tags=["people"])
 def list_people(
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     name: Annotated[str | None, Query(max_length=200, description="Substring, case-insensitive")] = None,
 ) -> PeoplePage:
     return people_service.list_people(rt, limit=limit, offset=offset, name=name)
