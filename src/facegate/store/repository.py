@@ -12,6 +12,7 @@ from typing import Any, Literal
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from facegate.config import SQLDatabaseSettings
 from facegate.errors import Conflict, NotFound, Unavailable
@@ -267,7 +268,7 @@ class SQLRepository:
     def update_person(self, person_id: str, changes: Mapping[str, Any]) -> PersonRow:
         try:
             with self.db.session() as session:
-                person = self._require_person(session, person_id)
+                person = self._require_person(session, person_id, lock=True)
                 if "name" in changes:
                     person.name = changes["name"]
                 if "external_id" in changes:
@@ -281,6 +282,8 @@ class SQLRepository:
             raise Conflict(
                 f"external_id {changes.get('external_id')!r} belongs to another person.", code="external_id_taken"
             ) from exc
+        except StaleDataError as exc:  # deleted by a concurrent request between our read and our update
+            raise NotFound(f"No person with id {person_id}.", code="person_not_found") from exc
 
     def delete_person(self, person_id: str) -> Removed:
         with self.db.session() as session:
