@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import mimetypes
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
@@ -55,8 +54,7 @@ def list_faces(rt: RuntimeDep, person_id: str) -> FacesPage:
     responses={200: {"content": {"image/*": {}}}},
 )
 def face_image(rt: RuntimeDep, person_id: str, face_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
-    data, filename = people_service.face_image(rt, person_id, face_id)
-    media_type = mimetypes.guess_type(filename or "")[0] or "application/octet-stream"
+    data, media_type = people_service.face_image(rt, person_id, face_id)
     return Response(data, media_type=media_type)
 
 

@@ -3,6 +3,8 @@ person's faces: list, photo, delete."""
 
 from __future__ import annotations
 
+import mimetypes
+
 from facegate.errors import InvalidInput, NotFound
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import BoxPublic, FaceDetail, PeoplePage, PersonPublic, PersonUpdate
@@ -73,10 +75,13 @@ def list_faces(rt: Runtime, person_id: str) -> list[FaceDetail]:
     return [_face_detail(f) for f in rt.store.list_faces(person_id)]
 
 
-def face_image(rt: Runtime, person_id: str, face_id: int) -> tuple[bytes, str | None]:
-    """The enrolled photo a face was taken from, and its original file name."""
+def face_image(rt: Runtime, person_id: str, face_id: int) -> tuple[bytes, str]:
+    """The enrolled photo a face was taken from, and its media type. The type comes from the stored key, whose
+    extension enrollment took from the decoded format, never from the client's file name (a JPEG uploaded as
+    "x.html" must not be served as text/html)."""
     _, image = rt.store.get_face(person_id, face_id)
-    return rt.blobs.get(image.blob_key), image.filename
+    media_type = mimetypes.guess_type(image.blob_key)[0] or "application/octet-stream"
+    return rt.blobs.get(image.blob_key), media_type
 
 
 def delete_face(rt: Runtime, person_id: str, face_id: int) -> None:
