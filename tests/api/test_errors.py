@@ -121,3 +121,17 @@ def test_unexpected_failure_is_a_json_500_and_stores_nothing(runtime: Runtime, d
         runtime.blobs = real
         again = client.post("/api/v1/enroll", files=[image_field(photo)], data={"name": "Colin Powell"})
         assert again.status_code == 201
+
+
+def test_text_the_database_cannot_hold_is_a_client_error(client: TestClient, runtime: Runtime, dev: Path) -> None:
+    """A NUL character is fine in SQLite and refused by PostgreSQL: never a 500, and nothing stored."""
+    listing = client.get("/api/v1/people", params={"name": "a\x00b"})
+    assert listing.status_code in (200, 400), listing.text
+    enrolled = client.post(
+        "/api/v1/enroll", files=[image_field(dev / "colin_powell" / "1.jpg")], data={"name": "Colin\x00 Powell"}
+    )
+    assert enrolled.status_code in (201, 400), enrolled.text
+    if enrolled.status_code == 400:
+        assert enrolled.json()["error"]["code"] == "invalid_value"
+        assert_nothing_stored(runtime)
+    assert client.get("/api/v1/people/x%00y").status_code in (400, 404)

@@ -14,7 +14,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
+
+from facegate.errors import InvalidInput
 
 # pg_advisory_xact_lock keys: one for migrations, one that orders change-log appends.
 MIGRATION_LOCK = 0x66676D31  # "fgm1"
@@ -94,8 +97,14 @@ class Database:
         """A session in a transaction: committed on success, rolled back on any exception."""
         if self._sessions is None:
             raise RuntimeError("Database.open() was not called.")
-        with self._sessions.begin() as session:
-            yield session
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except DataError as exc:
+            # A value the database cannot hold, e.g. a NUL character in text on PostgreSQL: the client's input.
+            raise InvalidInput(
+                "A value in the request cannot be stored (e.g. a NUL character in text).", code="invalid_value"
+            ) from exc
 
     def ping(self) -> bool:
         try:
