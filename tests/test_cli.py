@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from sqlalchemy import select, update
+from typer.testing import CliRunner, Result
 
 from facegate.cli import app
+from facegate.config import Settings
+from facegate.services import identify as identify_service
+from facegate.services.runtime import Runtime
+from facegate.store.database import Database
+from facegate.store.models import MatchRecord
+from facegate.vision.pool import EnginePool
+from tests.support import blob_files, pending_blob_count, sql
 
 runner = CliRunner()
 
@@ -143,3 +152,108 @@ def test_bench_table_prints_reports_side_by_side(tmp_path: Path) -> None:
     lines = result.output.splitlines()
     assert lines[0] == "| measure | opencv | dlib |"
     assert "| facegate identify images/s over HTTP | 20.9 | 8.65 |" in lines
+
+
+# --- migrate and purge ---------------------------------------------------------------------------------------
+
+
+def _text(result: Result) -> str:
+    """The output with rich's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def _no_traceback(result: Result) -> None:
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+
+
+def test_migrate_creates_a_fresh_sqlite_database(data_dir: Path) -> None:
+    assert not data_dir.exists()
+
+    result = runner.invoke(app, ["migrate"])
+
+    assert result.exit_code == 0, result.output
+    assert "has the newest schema" in _text(result)
+    assert (data_dir / "facegate.db").is_file()
+    db = Database(f"sqlite:///{data_dir / 'facegate.db'}")
+    db.open()
+    try:
+        assert db.schema_revision() == db.head_revision() is not None
+    finally:
+        db.close()
+    again = runner.invoke(app, ["migrate"])  # nothing left to do, and that is fine
+    assert again.exit_code == 0, again.output
+
+
+@pytest.fixture
+def pg_env(data_dir: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty PostgreSQL database (no schema yet) as FACEGATE_DATABASE__URL."""
+    monkeypatch.setenv("FACEGATE_DATABASE__URL", pg_url)
+    monkeypatch.setenv("FACEGATE_WORKERS", "1")
+    return pg_url
+
+
+def test_a_server_database_is_used_only_after_migrate(pg_env: str) -> None:
+    refused = runner.invoke(app, ["people", "list"])
+
+    assert refused.exit_code != 0
+    _no_traceback(refused)
+    assert "schema_out_of_date" in refused.output
+    assert "run `facegate migrate`" in _text(refused)
+
+    migrated = runner.invoke(app, ["migrate"])
+    assert migrated.exit_code == 0, migrated.output
+    assert "has the newest schema" in _text(migrated)
+    listing = runner.invoke(app, ["people", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert "0 people" in listing.output
+
+
+def test_purge_needs_a_retention(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FACEGATE_RETENTION__MATCH_DAYS", raising=False)
+
+    result = runner.invoke(app, ["purge"])
+
+    assert result.exit_code == 1
+    _no_traceback(result)
+    text = _text(result)
+    assert "--older-than-days" in text and "FACEGATE_RETENTION__MATCH_DAYS" in text
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_purge_deletes_history_older_than_the_retention(
+    data_dir: Path, dev: Path, opencv_pool: EnginePool, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    monkeypatch.setenv("FACEGATE_WORKERS", "1")
+    rt = Runtime(Settings(), engine=opencv_pool)
+    rt.open()
+    try:
+        photo = (dev / "colin_powell" / "1.jpg").read_bytes()
+        old, recent = (identify_service.identify(rt, photo).faces[0].match_id for _ in range(2))
+        assert old is not None and recent is not None
+        with sql(rt).db.session() as session:
+            when = datetime.now(UTC) - timedelta(days=2)
+            session.execute(update(MatchRecord).where(MatchRecord.id == old).values(created_at=when))
+        assert len(blob_files(rt)) == 2
+    finally:
+        rt.close()
+    if how == "option":
+        monkeypatch.delenv("FACEGATE_RETENTION__MATCH_DAYS", raising=False)
+        args = ["purge", "--older-than-days", "1"]
+    else:
+        monkeypatch.setenv("FACEGATE_RETENTION__MATCH_DAYS", "1")
+        args = ["purge"]
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 0, result.output
+    assert "Purged 1 matches" in _text(result)
+    rt = Runtime(Settings(), engine=opencv_pool)
+    rt.open()
+    try:
+        with sql(rt).db.session() as session:
+            assert list(session.scalars(select(MatchRecord.id))) == [recent]
+        assert len(blob_files(rt)) == 1
+        assert pending_blob_count(rt) == 0
+    finally:
+        rt.close()

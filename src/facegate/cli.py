@@ -62,8 +62,9 @@ def _progress() -> Progress:
 
 
 @contextmanager
-def _runtime(engine: str | None = None) -> Iterator[Runtime]:
-    settings = _settings(engine)
+def _runtime(engine: str | None = None, settings: Settings | None = None) -> Iterator[Runtime]:
+    """`settings`: already adjusted by the command (e.g. `purge --older-than-days`); else read afresh."""
+    settings = settings or _settings(engine)
     rt = Runtime(settings)
     try:
         with err_console.status(f"Starting the {settings.engine.type} engine ({settings.worker_count} workers)..."):
@@ -279,7 +280,7 @@ def purge(
     if not settings.retention.match_days:
         err_console.print("No retention set: pass --older-than-days or set FACEGATE_RETENTION__MATCH_DAYS.")
         raise typer.Exit(code=1)
-    with _runtime() as rt:
+    with _runtime(settings=settings) as rt:
         result = maintenance.run(rt)
     console.print(
         f"Purged {result.matches_purged} matches; settled {result.blobs_settled} pending blobs; "
