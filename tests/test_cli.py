@@ -257,3 +257,31 @@ def test_purge_deletes_history_older_than_the_retention(
         assert pending_blob_count(rt) == 0
     finally:
         rt.close()
+
+
+@pytest.mark.parametrize("days", ["0", "-1"])
+def test_purge_refuses_a_retention_that_is_not_positive(
+    data_dir: Path, dev: Path, opencv_pool: EnginePool, monkeypatch: pytest.MonkeyPatch, days: str
+) -> None:
+    """A negative age would put the cut-off in the future and delete all history, including today's."""
+    monkeypatch.delenv("FACEGATE_RETENTION__MATCH_DAYS", raising=False)
+    monkeypatch.setenv("FACEGATE_WORKERS", "1")
+    rt = Runtime(Settings(), engine=opencv_pool)
+    rt.open()
+    try:
+        identify_service.identify(rt, (dev / "colin_powell" / "1.jpg").read_bytes())
+    finally:
+        rt.close()
+
+    result = runner.invoke(app, ["purge", "--older-than-days", days])
+
+    assert result.exit_code == 2, result.output
+    _no_traceback(result)
+    assert "--older-than-days" in _text(result)
+    rt = Runtime(Settings(), engine=opencv_pool)
+    rt.open()
+    try:
+        assert rt.store.counts()["matches"] == 1
+        assert len(blob_files(rt)) == 1
+    finally:
+        rt.close()

@@ -276,6 +276,8 @@ def purge(
     """Delete old match history (rows and crops) and settle blobs left by interrupted operations."""
     settings = Settings()
     if older_than_days is not None:
+        if older_than_days <= 0:  # a negative age puts the cut-off in the future: all history would go
+            raise typer.BadParameter("must be more than 0 days", param_hint="--older-than-days")
         settings.retention.match_days = older_than_days
     if not settings.retention.match_days:
         err_console.print("No retention set: pass --older-than-days or set FACEGATE_RETENTION__MATCH_DAYS.")
