@@ -13,8 +13,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import select
 
+from facegate.config import DlibEngineSettings, Settings
+from facegate.services import reindex as reindex_service
 from facegate.services.runtime import Runtime
 from facegate.store.models import FaceRecord, ImageRecord
+from facegate.vision.pool import EnginePool
 from tests.support import blob_files, enroll, identify, pending_blob_count, row_counts, sql
 
 UNKNOWN_PERSON = "00000000-0000-0000-0000-000000000000"
@@ -142,6 +145,9 @@ def test_face_id_out_of_range_or_not_an_integer_is_a_client_error(client: TestCl
             response = client.request(method, f"/api/v1/people/{powell}/faces/{face_id}{suffix}")
             assert 400 <= response.status_code < 500, (method, face_id, response.text)
             assert response.json()["error"]["code"], (method, face_id)
+    # The largest id allowed is a plain 404 on every store (PostgreSQL's integer ends there).
+    largest = client.get(f"/api/v1/people/{powell}/faces/{2**31 - 1}/image")
+    assert (largest.status_code, largest.json()["error"]["code"]) == (404, "face_not_found")
     assert _faces(client, powell)["total"] == 2
 
 
@@ -203,3 +209,31 @@ def test_deleting_the_last_face_keeps_the_person(client: TestClient, runtime: Ru
     # The person can be given new faces again.
     again = enroll(client, [dev / "george_w_bush" / "1.jpg"], person_id=person_id)
     assert again["person"]["face_count"] == 1
+
+
+def test_deleting_a_face_removes_every_engines_embedding_of_its_photo(
+    client: TestClient, runtime: Runtime, settings: Settings, dlib_pool: EnginePool, dev: Path, powell: str
+) -> None:
+    dlib = Runtime(settings.model_copy(update={"engine": DlibEngineSettings()}), engine=dlib_pool)
+    dlib.open()
+    try:
+        assert reindex_service.reindex(dlib).added == 2
+        faces = _faces(client, powell)["items"]
+        assert sorted(f["engine"] for f in faces) == ["dlib", "dlib", "opencv", "opencv"]
+        first_photo = min((f for f in faces if f["engine"] == "opencv"), key=lambda f: f["id"])["image_id"]
+        dlib_face = next(f["id"] for f in faces if f["engine"] == "dlib" and f["image_id"] == first_photo)
+        assert len(dlib.index) == 2
+
+        # Deleted through the dlib embedding's id: the photo goes with the opencv embedding too.
+        assert client.delete(f"/api/v1/people/{powell}/faces/{dlib_face}").status_code == 204
+
+        left = _faces(client, powell)["items"]
+        assert len(left) == 2 and all(f["image_id"] != first_photo for f in left)
+        assert client.get(f"/api/v1/people/{powell}").json()["face_count"] == 1
+        assert len(runtime.index) == 1
+        dlib.sync_index()
+        assert len(dlib.index) == 1
+        assert dlib_face not in {f.face_id for f in dlib.store.iter_embeddings("dlib", dlib.engine.info.model_version)}
+        assert pending_blob_count(runtime) == 0
+    finally:
+        dlib.close()
