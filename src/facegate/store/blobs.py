@@ -6,6 +6,7 @@ tracks each in-between state (pending blobs), so a crash leaves neither orphans 
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from pathlib import Path
@@ -46,7 +47,9 @@ class FileBlobStore:
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        # Named after the blob, so that deleting the key also finds the temporary file of a write killed
+        # before its rename (the sweep settles a crashed write by deleting its key).
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.")
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -64,7 +67,10 @@ class FileBlobStore:
             raise NotFound(f"Blob {key} does not exist.", code="blob_not_found") from exc
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        for leftover in path.parent.glob(f".tmp-{glob.escape(path.name)}.*"):
+            leftover.unlink(missing_ok=True)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
