@@ -15,9 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from facegate.config import DlibEngineSettings, OpenCVEngineSettings, Settings
-from facegate.errors import Conflict, FacegateError, Unprocessable
+from facegate.errors import ConfigurationError, Conflict, FacegateError, Unprocessable
 from facegate.services import enroll as enroll_service
 from facegate.services import evaluation, maintenance
 from facegate.services import identify as identify_service
@@ -28,7 +29,24 @@ from facegate.services.schemas import PersonUpdate, Upload
 from facegate.store.factory import build_repository
 from facegate.vision.pool import EnginePool
 
-app = typer.Typer(help="facegate: enroll people from photos, identify them in photos and video.", no_args_is_help=True)
+
+class _Commands(TyperGroup):
+    """Runs every command (sub-groups included) so that a configuration error (a bad FACEGATE_* value, an
+    unknown name, an unreadable secret) is one line per problem and exit code 2, like a bad option, not a
+    traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # Any: typer's Context type lives in its private, vendored click
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            for line in exc.problems:
+                typer.echo(f"error: {line}", err=True)  # plain echo: rich would wrap a long line
+            raise typer.Exit(code=2) from None
+
+
+app = typer.Typer(
+    cls=_Commands, help="facegate: enroll people from photos, identify them in photos and video.", no_args_is_help=True
+)
 people_app = typer.Typer(help="List, show, rename and delete enrolled people.", no_args_is_help=True)
 app.add_typer(people_app, name="people")
 console = Console()
@@ -40,6 +58,7 @@ EngineOption = Annotated[
 
 
 def _settings(engine: str | None = None) -> Settings:
+    """The settings of every command; a ConfigurationError raised here is reported by `_Commands`."""
     settings = Settings()
     if engine == "dlib":
         settings.engine = DlibEngineSettings()
@@ -93,7 +112,7 @@ def serve(
 
     from facegate.app import create_app
 
-    settings = Settings()
+    settings = _settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     err_console.print(f"facegate data in {settings.data_dir}; engine {settings.engine.type}")
     uvicorn.run(

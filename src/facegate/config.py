@@ -1,4 +1,6 @@
-"""Settings: one object, built once from FACEGATE_* environment variables (nested with "__") or a .env file.
+"""Settings: one object, built once from FACEGATE_* variables (nested with "__"): the environment, *_FILE
+variables, a secrets directory, an AWS Secrets Manager secret or a .env file (precedence and checks in
+`facegate.config_sources`). Invalid values, unknown names and unreadable secrets raise one `ConfigurationError`.
 
 Backends are chosen by a `type` discriminator, so adding one is a new config class plus a module.
 """
@@ -7,10 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, BeforeValidator, Field, ModelWrapValidatorHandler, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from facegate.config_sources import layered_sources, validate_with_report
 
 # How embeddings are compared; shared vocabulary of the vision and index layers.
 Metric = Literal["cosine", "euclidean"]
@@ -163,10 +167,30 @@ class IdentifySettings(BaseModel):
     keep_crops: bool = True
 
 
+class AWSSecretsSettings(BaseModel):
+    """An AWS Secrets Manager secret whose SecretString is a JSON object of FACEGATE_* names to values."""
+
+    secret_id: str = Field(min_length=1, description="Name or ARN of the secret.")
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+def _empty_is_none(value: Any) -> Any:
+    return value if value != "" else None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="FACEGATE_", env_nested_delimiter="__", env_file=".env", extra="ignore"
     )
+
+    # Where else values come from (see facegate.config_sources). Files named like the variables; unset means
+    # /run/secrets when it exists, empty means none.
+    secrets_dir: Annotated[Path | None, BeforeValidator(_empty_is_none)] = None
+    aws_secrets: AWSSecretsSettings | None = None
+    # Unknown FACEGATE_* names (typos would be silently ignored) are errors; true makes them warnings, for
+    # environments shared with other programs.
+    allow_unknown_env: bool = False
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     host: str = "127.0.0.1"
@@ -183,6 +207,23 @@ class Settings(BaseSettings):
     enroll: EnrollSettings = Field(default_factory=EnrollSettings)
     identify: IdentifySettings = Field(default_factory=IdentifySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # pydantic-settings' own secrets_dir source gives way to the *_FILE, secrets-directory and AWS sources.
+        return layered_sources(settings_cls, init_settings, env_settings, dotenv_settings)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _report_configuration_problems(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        return validate_with_report(cls, data, handler)
 
     @property
     def database_url(self) -> str:

@@ -51,3 +51,13 @@ class Unavailable(FacegateError):
     """A backing part (store, blobs, engine, index) is not usable right now."""
 
     code = "unavailable"
+
+
+class ConfigurationError(FacegateError):
+    """The settings cannot be used (bad value, unknown FACEGATE_* name, unreadable secret): one line per problem."""
+
+    code = "invalid_configuration"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
