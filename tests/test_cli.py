@@ -12,7 +12,9 @@ from typer.testing import CliRunner, Result
 
 from facegate.cli import app
 from facegate.config import Settings
+from facegate.services import audit
 from facegate.services import identify as identify_service
+from facegate.services import keys as keys_service
 from facegate.services.runtime import Runtime
 from facegate.store.database import Database
 from facegate.store.models import MatchRecord
@@ -285,3 +287,32 @@ def test_purge_refuses_a_retention_that_is_not_positive(
         assert len(blob_files(rt)) == 1
     finally:
         rt.close()
+
+
+def test_keys_create_list_revoke_on_the_servers_store(data_dir: Path) -> None:
+    created = runner.invoke(app, ["keys", "create", "--name", "door camera", "--scope", "identify"])
+    assert created.exit_code == 0, created.output
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("fg_") and " " not in key
+
+    listing = runner.invoke(app, ["keys", "list"])
+    assert listing.exit_code == 0 and "door" in listing.output and key not in listing.output
+
+    rt = Runtime(Settings())
+    rt.open_store()
+    try:
+        row = keys_service.authenticate(rt, key)
+        assert row is not None and row.scopes == ["identify"]
+        revoked = runner.invoke(app, ["keys", "revoke", row.id])
+        assert revoked.exit_code == 0, revoked.output
+        assert keys_service.authenticate(rt, key) is None
+        actions = [e.action for e in audit.list_entries(rt, limit=10, offset=0).items]
+        assert actions == ["key_revoked", "key_created"]
+    finally:
+        rt.store.close()
+
+
+def test_keys_create_refuses_an_unknown_scope(data_dir: Path) -> None:
+    result = runner.invoke(app, ["keys", "create", "--name", "x", "--scope", "root"])
+    assert result.exit_code == 2
+    assert "unknown scope root" in result.output

@@ -9,14 +9,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from facegate import __version__
-from facegate.api import compare, enroll, health, identify, matches, people, telemetry
+from facegate.api import audit, compare, docs, enroll, health, identify, keys, matches, people, telemetry
+from facegate.api.docs import SWAGGER_ASSETS
 from facegate.api.errors import install_error_handlers
 from facegate.api.limits import BodySizeLimit
+from facegate.api.rate_limit import RateLimiter
 from facegate.api.request_metrics import RequestMetrics
+from facegate.api.security_headers import SecurityHeaders
 from facegate.config import Settings
+from facegate.services import keys as keys_service
 from facegate.services import maintenance
 from facegate.services.runtime import Runtime
 from facegate.services.telemetry import Telemetry
@@ -48,6 +54,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         owned = Runtime(settings)
         await run_in_threadpool(owned.open)
         app.state.runtime = owned
+        _announce(await run_in_threadpool(keys_service.ensure_bootstrap_key, owned))
         upkeep = asyncio.create_task(_maintain(owned))
         try:
             yield
@@ -62,11 +69,19 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         version=__version__,
         summary="Enroll people from photos; identify them in photos and video.",
         lifespan=lifespan,
+        # Served by api/docs.py: behind a key unless configured public, with assets from the package.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     install_error_handlers(app)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit)
 
     for router in (
         health.router,
+        docs.router,
+        keys.router,
+        audit.router,
         enroll.router,
         identify.router,
         people.router,
@@ -80,7 +95,32 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         rt: Runtime | None = getattr(app.state, "runtime", None)
         return rt.telemetry if rt is not None else None
 
-    # The last added runs first: metrics see the size limit's 413s.
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_ASSETS), name="docs-assets")
+
+    # The last added runs first: metrics see the size limit's 413s; every answer gets the security headers.
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes)
+    if settings.cors.origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors.origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type"],
+            expose_headers=["Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"],
+        )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, telemetry=current_telemetry)
     return app
+
+
+def _announce(key: str | None) -> None:
+    """Show a first-start admin key once, where the person who ran `facegate serve` sees it."""
+    if key is None:
+        return
+    log.warning("no API key existed: created an admin key (shown once on standard output)")
+    print(
+        "\nNo API key existed, so an admin key was created. It is shown only this once; keep it safe:\n\n"
+        f"    {key}\n\n"
+        "Use it as a header:  curl -H 'X-API-Key: <key>' http://127.0.0.1:8000/api/v1/people\n"
+        "Create narrower keys: facegate keys create --name NAME --scope identify\n",
+        flush=True,
+    )

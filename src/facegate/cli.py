@@ -7,6 +7,7 @@ import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,9 +20,10 @@ from typer.core import TyperGroup
 
 from facegate.config import DlibEngineSettings, OpenCVEngineSettings, Settings
 from facegate.errors import ConfigurationError, Conflict, FacegateError, Unprocessable
+from facegate.services import audit, evaluation, maintenance
 from facegate.services import enroll as enroll_service
-from facegate.services import evaluation, maintenance
 from facegate.services import identify as identify_service
+from facegate.services import keys as keys_service
 from facegate.services import people as people_service
 from facegate.services import reindex as reindex_service
 from facegate.services.runtime import Runtime
@@ -85,6 +87,7 @@ def _runtime(engine: str | None = None, settings: Settings | None = None) -> Ite
     """`settings`: already adjusted by the command (e.g. `purge --older-than-days`); else read afresh."""
     settings = settings or _settings(engine)
     rt = Runtime(settings)
+    rt.engine.when_full = "wait"  # a batch command waits for a busy engine; a service refuses
     try:
         with err_console.status(f"Starting the {settings.engine.type} engine ({settings.worker_count} workers)..."):
             rt.open()
@@ -261,6 +264,7 @@ def people_delete(person_id: str, yes: Annotated[bool, typer.Option("--yes", hel
             people_service.delete_person(rt, person_id)
         except FacegateError as exc:
             raise _fail(exc) from exc
+        audit.record(rt, audit.CLI, "person_deleted", person_id)
     console.print(f"Deleted {person_id}.")
 
 
@@ -359,7 +363,7 @@ def eval_command(
         data = evaluation.load_faceset(faceset)
     except FacegateError as exc:
         raise _fail(exc) from exc
-    pool = EnginePool(settings.engine, settings.worker_count)
+    pool = EnginePool(settings.engine, settings.worker_count, limits=settings.limits, when_full="wait")
     with err_console.status("Starting the engine..."):
         pool.open()
     try:
@@ -441,3 +445,80 @@ def bench_table_command(
     from facegate.benchmark.table import markdown_table
 
     typer.echo(markdown_table([json.loads(p.read_text()) for p in reports]))
+
+
+keys_app = typer.Typer(help="Create, list and revoke API keys (on the same store as the server).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@contextmanager
+def _store_only() -> Iterator[Runtime]:
+    rt = Runtime(_settings())
+    try:
+        rt.open_store()
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    try:
+        yield rt
+    finally:
+        rt.store.close()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for, e.g. 'front door camera'")],
+    scope: Annotated[list[str], typer.Option("--scope", help="admin, enroll, identify or read; repeat for several")],
+    expires_in_days: Annotated[float | None, typer.Option(min=0.001, help="The key stops working then")] = None,
+) -> None:
+    """Create an API key. The key is printed once, as the last line of standard output."""
+    allowed = ("admin", "enroll", "identify", "read")
+    unknown = [s for s in scope if s not in allowed]
+    if unknown:
+        raise typer.BadParameter(f"unknown scope {', '.join(unknown)}; use {', '.join(allowed)}", param_hint="--scope")
+    expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    with _store_only() as rt:
+        try:
+            created = keys_service.create_key(rt, name=name, scopes=scope, expires_at=expires)  # type: ignore[arg-type]
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+        audit.record(rt, audit.CLI, "key_created", created.key.id, name=name, scopes=sorted(set(scope)))
+    err_console.print(f"Created key {created.key.id} ({name}; scopes {', '.join(created.key.scopes)}). Shown once:")
+    typer.echo(created.secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never the keys themselves)."""
+    with _store_only() as rt:
+        keys = keys_service.list_keys(rt)
+    table = Table(title=f"{len(keys)} keys")
+    for col in ("id", "name", "scopes", "starts with", "created", "last used", "expires", "revoked"):
+        table.add_column(col, overflow="fold")
+
+    def when(value: datetime | None) -> str:
+        return f"{value:%Y-%m-%d %H:%M}" if value else ""
+
+    for k in keys:
+        table.add_row(
+            k.id,
+            k.name,
+            ",".join(k.scopes),
+            k.prefix,
+            when(k.created_at),
+            when(k.last_used_at),
+            when(k.expires_at),
+            when(k.revoked_at),
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke an API key: it stops working at once, on every replica."""
+    with _store_only() as rt:
+        try:
+            keys_service.revoke_key(rt, key_id)
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+        audit.record(rt, audit.CLI, "key_revoked", key_id)
+    console.print(f"Revoked {key_id}.")

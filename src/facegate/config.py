@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, ModelWrapValidatorHandler, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ModelWrapValidatorHandler, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from facegate.config_sources import layered_sources, validate_with_report
@@ -141,6 +141,17 @@ class LimitSettings(BaseModel):
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Whole request body, bytes.")
     max_image_pixels: int = Field(40_000_000, ge=10_000, description="Width x height, read from the header.")
     max_images_per_enroll: int = Field(20, ge=1)
+    # Only JPEG can be decoded at reduced scale; every other format is decoded at full size first (about
+    # 4 bytes a pixel), so a small lossless file with a huge canvas would cost its worker that much memory.
+    max_decoded_pixels: int = Field(
+        20_000_000, ge=10_000, description="Width x height an image may be decoded at (JPEG: after scaling)."
+    )
+    engine_queue: int = Field(
+        0, ge=0, description="Engine tasks queued or running at once; beyond it, 503 engine_busy. 0: 4 x workers."
+    )
+    engine_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest wait for one image's analysis (queue and run); then 503 engine_timeout."
+    )
 
 
 class EnrollSettings(BaseModel):
@@ -165,6 +176,39 @@ class IdentifySettings(BaseModel):
     max_faces: int = Field(20, ge=1, le=200)
     # Crops of identified faces are kept in match history so that unknowns can be enrolled later.
     keep_crops: bool = True
+
+
+Scope = Literal["admin", "enroll", "identify", "read"]
+
+
+class AuthSettings(BaseModel):
+    # Deployments pass the first admin key instead of reading it from the log of the first start.
+    bootstrap_key: SecretStr | None = Field(None, description="Admin key stored (hashed) on an empty store.")
+    # Server secret of the keyed hash keys are stored as. Keys carry 192 random bits, so the hash alone
+    # resists guessing; the pepper makes a stolen database useless for checking candidate keys. Changing it
+    # invalidates every key.
+    pepper: SecretStr | None = None
+    # Without a key: /docs and /openapi.json (public_docs), /metrics (public_metrics).
+    public_docs: bool = False
+    public_metrics: bool = False
+    # A key's last-used time is written at most this often (seconds), not on every request.
+    touch_interval_seconds: float = Field(60.0, ge=0.0)
+
+
+class RateLimitSettings(BaseModel):
+    # A `limits` string per key, e.g. "600/minute"; "" turns rate limiting off.
+    default: str = "600/minute"
+    # Per-scope overrides for the routes that need that scope, e.g. {"identify": "1200/minute"}.
+    scopes: dict[Scope, str] = Field(default_factory=dict)
+    # Per client address, for requests whose credentials fail (guessing keys).
+    failed_auth: str = "30/minute"
+    # memory:// (one process) or redis://host:6379 (shared by replicas).
+    storage_url: str = "memory://"
+
+
+class CorsSettings(BaseModel):
+    # Origins allowed to call the API from a browser; none by default.
+    origins: list[str] = Field(default_factory=list)
 
 
 class AWSSecretsSettings(BaseModel):
@@ -207,6 +251,9 @@ class Settings(BaseSettings):
     enroll: EnrollSettings = Field(default_factory=EnrollSettings)
     identify: IdentifySettings = Field(default_factory=IdentifySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    cors: CorsSettings = Field(default_factory=CorsSettings)
 
     @classmethod
     def settings_customise_sources(

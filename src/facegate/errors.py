@@ -53,6 +53,28 @@ class Unavailable(FacegateError):
     code = "unavailable"
 
 
+class Unauthorized(FacegateError):
+    """No credentials, or credentials that are not a valid, live API key."""
+
+    code = "unauthorized"
+
+
+class Forbidden(FacegateError):
+    """A valid key without the scope the operation needs."""
+
+    code = "forbidden"
+
+
+class RateLimited(FacegateError):
+    """Too many requests for this key (or, for failed credentials, this client address)."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_seconds: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class ConfigurationError(FacegateError):
     """The settings cannot be used (bad value, unknown FACEGATE_* name, unreadable secret): one line per problem."""
 

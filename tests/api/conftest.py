@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from facegate.app import create_app
 from facegate.config import Settings
+from facegate.services import keys as keys_service
 from facegate.services.runtime import Runtime
 from facegate.vision.pool import EnginePool
 
@@ -28,7 +29,8 @@ def make_client(tmp_path: Path, opencv_pool: EnginePool) -> Iterator[ClientFacto
             rt = Runtime(settings, engine=opencv_pool)
             rt.open()
             stack.callback(rt.close)
-            client = stack.enter_context(TestClient(create_app(runtime=rt)))
+            key = keys_service.create_key(rt, name="tests", scopes=["admin"]).secret
+            client = stack.enter_context(TestClient(create_app(runtime=rt), headers={"X-API-Key": key}))
             return client, rt
 
         yield make

@@ -104,12 +104,13 @@ class _FullDisk(FileBlobStore):
         raise OSError(28, "No space left on device (injected)")
 
 
-def test_unexpected_failure_is_a_json_500_and_stores_nothing(runtime: Runtime, dev: Path) -> None:
+def test_unexpected_failure_is_a_json_500_and_stores_nothing(runtime: Runtime, admin_key: str, dev: Path) -> None:
     # A blob write failing in the middle of an enrollment, seen from the client.
     photo = dev / "colin_powell" / "1.jpg"
     real = runtime.blobs
     runtime.blobs = _FullDisk(runtime.settings.blob_path)
-    with TestClient(create_app(runtime=runtime), raise_server_exceptions=False) as client:
+    app = create_app(runtime=runtime)
+    with TestClient(app, raise_server_exceptions=False, headers={"X-API-Key": admin_key}) as client:
         response = client.post("/api/v1/enroll", files=[image_field(photo)], data={"name": "Colin Powell"})
 
         assert response.status_code == 500

@@ -35,7 +35,7 @@ def test_a_body_rejected_for_size_is_counted(make_client: ClientFactory) -> None
 def test_a_crash_is_counted_as_500(make_client: ClientFactory, dev: Path) -> None:
     client, rt = make_client()
     rt.blobs = FailingBlobStore(rt.settings.blob_path, fail_on=1)
-    with TestClient(client.app, raise_server_exceptions=False) as raw:
+    with TestClient(client.app, raise_server_exceptions=False, headers=dict(client.headers)) as raw:
         response = raw.post("/api/v1/enroll", data={"name": "x"}, files=[image_field(dev / "colin_powell" / "1.jpg")])
         assert response.status_code == 500
         assert response.json()["error"]["code"] == "internal_error"

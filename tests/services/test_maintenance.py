@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from facegate.app import create_app
 from facegate.config import Settings
+from facegate.errors import ConfigurationError
 from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import maintenance
@@ -150,8 +151,14 @@ def test_old_change_log_entries_are_trimmed_and_a_lagging_replica_reloads(
 
 def test_the_service_runs_maintenance_periodically(tmp_path: Path, dev: Path) -> None:
     """The app's lifespan opens its own runtime and runs maintenance every `interval_seconds`."""
-    settings = Settings(data_dir=tmp_path / "data", workers=1, retention={"interval_seconds": 1, "match_days": 1})
-    with TestClient(create_app(settings)) as client:
+    key = "fg_" + "k" * 40  # the deployment's bootstrap admin key
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        workers=1,
+        retention={"interval_seconds": 1, "match_days": 1},
+        auth={"bootstrap_key": key},
+    )
+    with TestClient(create_app(settings), headers={"X-API-Key": key}) as client:
         rt: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
         ids = []
         for _ in range(2):
@@ -173,5 +180,5 @@ def test_the_service_runs_maintenance_periodically(tmp_path: Path, dev: Path) ->
 
 @pytest.mark.parametrize("interval", [0, 0.5])
 def test_the_maintenance_interval_cannot_be_a_busy_loop(interval: float) -> None:
-    with pytest.raises(ValueError, match="interval_seconds"):
+    with pytest.raises(ConfigurationError, match="interval_seconds"):
         Settings(retention={"interval_seconds": interval})

@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
+from facegate.api.auth import IdentifyKey
 from facegate.api.deps import RuntimeDep, read_upload
 from facegate.services import compare as compare_service
 from facegate.services.schemas import CompareResult
@@ -14,6 +15,7 @@ router = APIRouter(prefix="/api/v1", tags=["compare"])
 @router.post("/compare", response_model=CompareResult, summary="1:1: are the largest faces the same person?")
 def compare(
     rt: RuntimeDep,
+    principal: IdentifyKey,
     image_a: Annotated[UploadFile, File()],
     image_b: Annotated[UploadFile, File()],
     threshold: Annotated[float | None, Form(gt=0.0, lt=2.0)] = None,

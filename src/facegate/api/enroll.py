@@ -4,7 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile, status
 
+from facegate.api.auth import EnrollKey
 from facegate.api.deps import RuntimeDep, read_upload
+from facegate.services import audit
 from facegate.services import enroll as enroll_service
 from facegate.services.schemas import EnrollResult
 
@@ -19,13 +21,14 @@ router = APIRouter(prefix="/api/v1", tags=["enroll"])
 )
 def enroll(
     rt: RuntimeDep,
+    principal: EnrollKey,
     image: Annotated[list[UploadFile], File(description="One or more photos of the person")],
     name: Annotated[str | None, Form(max_length=200)] = None,
     person_id: Annotated[str | None, Form()] = None,
     metadata: Annotated[str | None, Form(description="A JSON object, as text")] = None,
     external_id: Annotated[str | None, Form(max_length=200)] = None,
 ) -> EnrollResult:
-    return enroll_service.enroll(
+    result = enroll_service.enroll(
         rt,
         [read_upload(u) for u in image],
         name=name,
@@ -33,3 +36,6 @@ def enroll(
         metadata=enroll_service.parse_metadata(metadata),
         external_id=external_id,
     )
+    action = "person_created" if person_id is None else "faces_added"
+    audit.record(rt, principal.actor, action, result.person.id, faces=[f.id for f in result.faces])
+    return result

@@ -12,9 +12,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from facegate.errors import (
     Conflict,
     FacegateError,
+    Forbidden,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
     Unavailable,
     Unprocessable,
     UnsupportedImage,
@@ -22,11 +25,14 @@ from facegate.errors import (
 
 STATUS_OF: dict[type[FacegateError], int] = {
     InvalidInput: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
     UnsupportedImage: 415,
     Unprocessable: 422,
+    RateLimited: 429,
     Unavailable: 503,
 }
 
@@ -54,9 +60,20 @@ def status_of(exc: FacegateError) -> int:
     return 500
 
 
+def error_headers(exc: FacegateError) -> dict[str, str]:
+    """Headers an error implies: when to retry (429, a busy engine's 503), how to authenticate (401)."""
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(retry_after)))
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="facegate", ApiKey header="X-API-Key"'
+    return headers
+
+
 async def _facegate_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, FacegateError)
-    return JSONResponse(error_body(exc.code, exc.message), status_code=status_of(exc))
+    return JSONResponse(error_body(exc.code, exc.message), status_code=status_of(exc), headers=error_headers(exc))
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

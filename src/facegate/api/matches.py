@@ -1,26 +1,30 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Response, status
 
-from facegate.api.deps import MAX_ID, RuntimeDep
+from facegate.api.auth import EnrollKey, ReadKey
+from facegate.api.deps import MAX_ID, RuntimeDep, UtcDateTime
+from facegate.services import audit
 from facegate.services import matches as matches_service
 from facegate.services.schemas import EnrollResult, MatchesPage, MatchPublic
 
 router = APIRouter(prefix="/api/v1/matches", tags=["matches"])
 
+MatchId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
 
 @router.get("", response_model=MatchesPage, summary="Match history, newest first")
 def list_matches(
     rt: RuntimeDep,
+    principal: ReadKey,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     person_id: str | None = None,
     unknown: Annotated[bool, Query(description="Only faces that matched nobody")] = False,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UtcDateTime | None = None,
+    until: UtcDateTime | None = None,
 ) -> MatchesPage:
     return matches_service.list_matches(
         rt, limit=limit, offset=offset, person_id=person_id, unknown_only=unknown, since=since, until=until
@@ -28,7 +32,7 @@ def list_matches(
 
 
 @router.get("/{match_id}", response_model=MatchPublic)
-def get_match(rt: RuntimeDep, match_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> MatchPublic:
+def get_match(rt: RuntimeDep, principal: ReadKey, match_id: MatchId) -> MatchPublic:
     return matches_service.get_match(rt, match_id)
 
 
@@ -38,7 +42,7 @@ def get_match(rt: RuntimeDep, match_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -
     summary="The face crop kept for this match (JPEG)",
     responses={200: {"content": {"image/jpeg": {}}}},
 )
-def match_crop(rt: RuntimeDep, match_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+def match_crop(rt: RuntimeDep, principal: ReadKey, match_id: MatchId) -> Response:
     return Response(matches_service.match_crop(rt, match_id), media_type="image/jpeg")
 
 
@@ -50,8 +54,11 @@ def match_crop(rt: RuntimeDep, match_id: Annotated[int, Path(ge=1, le=MAX_ID)]) 
 )
 def enroll_from_match(
     rt: RuntimeDep,
-    match_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    principal: EnrollKey,
+    match_id: MatchId,
     name: Annotated[str | None, Form(max_length=200)] = None,
-    person_id: Annotated[str | None, Form()] = None,
+    person_id: Annotated[str | None, Form(max_length=36)] = None,
 ) -> EnrollResult:
-    return matches_service.enroll_from_match(rt, match_id, name=name, person_id=person_id)
+    result = matches_service.enroll_from_match(rt, match_id, name=name, person_id=person_id)
+    audit.record(rt, principal.actor, "match_enrolled", result.person.id, match_id=match_id)
+    return result

@@ -4,16 +4,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from facegate.api.auth import EnrollKey, ReadKey
 from facegate.api.deps import MAX_ID, RuntimeDep
+from facegate.services import audit
 from facegate.services import people as people_service
 from facegate.services.schemas import FacesPage, PeoplePage, PersonPublic, PersonUpdate
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
 
+PersonId = Annotated[str, Path(min_length=1, max_length=36)]
+FaceId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
 
 @router.get("", response_model=PeoplePage)
 def list_people(
     rt: RuntimeDep,
+    principal: ReadKey,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     name: Annotated[str | None, Query(max_length=200, description="Substring, case-insensitive")] = None,
@@ -22,13 +28,15 @@ def list_people(
 
 
 @router.get("/{person_id}", response_model=PersonPublic)
-def get_person(rt: RuntimeDep, person_id: str) -> PersonPublic:
+def get_person(rt: RuntimeDep, principal: ReadKey, person_id: PersonId) -> PersonPublic:
     return people_service.get_person(rt, person_id)
 
 
 @router.patch("/{person_id}", response_model=PersonPublic)
-def update_person(rt: RuntimeDep, person_id: str, update: PersonUpdate) -> PersonPublic:
-    return people_service.update_person(rt, person_id, update)
+def update_person(rt: RuntimeDep, principal: EnrollKey, person_id: PersonId, update: PersonUpdate) -> PersonPublic:
+    person = people_service.update_person(rt, person_id, update)
+    audit.record(rt, principal.actor, "person_updated", person_id, fields=sorted(update.model_fields_set))
+    return person
 
 
 @router.delete(
@@ -36,13 +44,14 @@ def update_person(rt: RuntimeDep, person_id: str, update: PersonUpdate) -> Perso
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a person with all faces, embeddings, index entries, images and match history",
 )
-def delete_person(rt: RuntimeDep, person_id: str) -> Response:
+def delete_person(rt: RuntimeDep, principal: EnrollKey, person_id: PersonId) -> Response:
     people_service.delete_person(rt, person_id)
+    audit.record(rt, principal.actor, "person_deleted", person_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{person_id}/faces", response_model=FacesPage, summary="A person's enrolled faces")
-def list_faces(rt: RuntimeDep, person_id: str) -> FacesPage:
+def list_faces(rt: RuntimeDep, principal: ReadKey, person_id: PersonId) -> FacesPage:
     faces = people_service.list_faces(rt, person_id)
     return FacesPage(items=faces, total=len(faces))
 
@@ -53,7 +62,7 @@ def list_faces(rt: RuntimeDep, person_id: str) -> FacesPage:
     summary="The enrolled photo a face was taken from, as uploaded",
     responses={200: {"content": {"image/*": {}}}},
 )
-def face_image(rt: RuntimeDep, person_id: str, face_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+def face_image(rt: RuntimeDep, principal: ReadKey, person_id: PersonId, face_id: FaceId) -> Response:
     data, media_type = people_service.face_image(rt, person_id, face_id)
     return Response(data, media_type=media_type)
 
@@ -63,6 +72,7 @@ def face_image(rt: RuntimeDep, person_id: str, face_id: Annotated[int, Path(ge=1
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete one face: its embeddings, index entries and photo",
 )
-def delete_face(rt: RuntimeDep, person_id: str, face_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+def delete_face(rt: RuntimeDep, principal: EnrollKey, person_id: PersonId, face_id: FaceId) -> Response:
     people_service.delete_face(rt, person_id, face_id)
+    audit.record(rt, principal.actor, "face_deleted", person_id, face_id=face_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -42,7 +42,7 @@ class Runtime:
         self.store: Repository = build_repository(settings)
         self.blobs: BlobStore = build_blob_store(settings)
         self._owns_engine = engine is None
-        self.engine = engine or EnginePool(settings.engine, settings.worker_count)
+        self.engine = engine or EnginePool(settings.engine, settings.worker_count, limits=settings.limits)
         info = self.engine.info
         self.index: VectorIndex = build_index(
             settings.index,
@@ -57,6 +57,8 @@ class Runtime:
         self._sync_lock = threading.Lock()
         self._cursor = 0
         self._synced_at = 0.0
+        # When this process last recorded each key's use (monotonic seconds): uses are written throttled.
+        self.key_touches: dict[str, float] = {}
 
     def open(self) -> None:
         started = time.perf_counter()
@@ -79,6 +81,10 @@ class Runtime:
             self.settings.index.type,
             len(self.index),
         )
+
+    def open_store(self) -> None:
+        """Only the store: for commands that manage keys or read history, without starting the engine."""
+        self.store.open()
 
     # Index ---------------------------------------------------------------------------------------------------
     def load_index(self) -> None:

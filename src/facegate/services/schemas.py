@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from facegate.config import Scope
 from facegate.vision.engine import Box
 
 
@@ -141,4 +142,45 @@ class MatchPublic(BaseModel):
 
 class MatchesPage(BaseModel):
     items: list[MatchPublic]
+    total: int
+
+
+class KeyPublic(BaseModel):
+    """An API key as listed: never the key itself."""
+
+    id: str
+    name: str
+    scopes: list[Scope]
+    prefix: str = Field(description="The key's first characters, to tell keys apart")
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Scope] = Field(min_length=1, max_length=4)
+    expires_at: datetime | None = Field(None, description="Optional; the key stops working then")
+
+
+class KeyCreated(BaseModel):
+    key: KeyPublic
+    secret: str = Field(description="The API key. Shown only in this response: store it now.")
+
+
+class AuditPublic(BaseModel):
+    id: int
+    at: datetime
+    action: str
+    key_id: str | None
+    address: str | None
+    target: str | None
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditPublic]
     total: int

@@ -165,7 +165,91 @@ class Removed:
     rows: int = 0  # rows of the operation's own kind (e.g. matches purged)
 
 
+@dataclass(frozen=True)
+class KeyRow:
+    """An API key as stored: never the key itself, only its keyed hash."""
+
+    id: str
+    name: str
+    scopes: list[str]
+    prefix: str  # the first characters of the key, to tell keys apart in listings
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class KeyCreate:
+    name: str
+    scopes: list[str]
+    prefix: str
+    key_hash: str
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who (key id and client address) did what to which record, and when. Never key material or images."""
+
+    at: datetime
+    action: str
+    key_id: str | None
+    address: str | None
+    target: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AuditRow(AuditEntry):
+    id: int
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    action: str | None = None
+    key_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class KeyStore(Protocol):
+    def create(self, key: KeyCreate, *, only_if_none: bool = False) -> KeyRow | None:
+        """Store a new key. With `only_if_none`, atomically store it only when the store has no key at all
+        (first start; replicas starting together create one admin key between them); None otherwise."""
+        ...
+
+    def find_by_hash(self, key_hash: str) -> KeyRow | None: ...
+
+    def list_keys(self) -> list[KeyRow]: ...
+
+    def get(self, key_id: str) -> KeyRow | None: ...
+
+    def revoke(self, key_id: str, at: datetime) -> KeyRow:
+        """NotFound(key_not_found). Revoking twice keeps the first time."""
+        ...
+
+    def touch(self, key_id: str, at: datetime) -> None:
+        """Record a use (callers throttle this)."""
+        ...
+
+
+class AuditLog(Protocol):
+    def record(self, entry: AuditEntry) -> None: ...
+
+    def query(self, query: AuditFilter, *, limit: int, offset: int) -> tuple[list[AuditRow], int]:
+        """Newest first, and the total."""
+        ...
+
+
 class Repository(Protocol):
+    # API keys and the audit log live in the same store, behind their own small protocols.
+    @property
+    def keys(self) -> KeyStore: ...
+
+    @property
+    def audit(self) -> AuditLog: ...
+
     # Lifecycle ---------------------------------------------------------------------------------------------
     def open(self) -> None:
         """Connect. Raises facegate.errors.Unavailable when the schema is older than the code and the store

@@ -42,6 +42,7 @@ from facegate.store.models import (
     StoreMeta,
     new_id,
 )
+from facegate.store.sql_keys import SQLAuditLog, SQLKeyStore
 
 # Keeps IN (...) lists within every database's limit on bound parameters.
 CHUNK = 500
@@ -131,7 +132,17 @@ class SQLRepository:
     def __init__(self, settings: SQLDatabaseSettings, url: str) -> None:
         self._settings = settings
         self.db = Database(url, echo=settings.echo, pool_size=settings.pool_size)
+        self._keys = SQLKeyStore(self.db)
+        self._audit = SQLAuditLog(self.db)
         self._opened = False
+
+    @property
+    def keys(self) -> SQLKeyStore:
+        return self._keys
+
+    @property
+    def audit(self) -> SQLAuditLog:
+        return self._audit
 
     # Lifecycle ---------------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -371,8 +382,8 @@ class SQLRepository:
             query = select(FaceRecord).where(FaceRecord.person_id == person_id).order_by(FaceRecord.id)
             return [_face_row(r) for r in session.scalars(query)]
 
-    def _require_face(self, session: Session, person_id: str, face_id: int) -> FaceRecord:
-        self._require_person(session, person_id)
+    def _require_face(self, session: Session, person_id: str, face_id: int, *, lock: bool = False) -> FaceRecord:
+        self._require_person(session, person_id, lock=lock)
         face = session.get(FaceRecord, face_id)
         if face is None or face.person_id != person_id:
             raise NotFound(f"Person {person_id} has no face {face_id}.", code="face_not_found")
@@ -387,7 +398,10 @@ class SQLRepository:
         """Enrollment keeps one face per photo, so a face goes with its photo and every embedding of it (one
         per engine)."""
         with self.db.session() as session:
-            face = self._require_face(session, person_id, face_id)
+            # The person is locked first, as every write on a person does: a re-embedding adding a face to this
+            # photo (add_faces key-share locks the person) commits before we list the photo's faces, and a
+            # concurrent delete of this face or person finishes first and is then seen.
+            face = self._require_face(session, person_id, face_id, lock=True)
             image = face.image
             siblings = session.scalars(select(FaceRecord).where(FaceRecord.image_id == image.id)).all()
             changes = [(f.id, f.person_id, f.engine, f.model_version) for f in siblings]
@@ -434,8 +448,21 @@ class SQLRepository:
 
     def add_faces(self, faces: list[tuple[str, NewFace]]) -> list[FaceRow]:
         with self.db.session() as session:
-            wanted = select(ImageRecord.id, ImageRecord.person_id).where(
-                ImageRecord.id.in_(sorted({i for i, _ in faces}))
+            image_ids = sorted({i for i, _ in faces})
+            # Key-share locks on the people, then their photos, in the order deletes lock them: a delete under
+            # way finishes first and its photos are skipped here (rather than failing the insert on a foreign
+            # key), and a later delete waits for these faces and removes them with the rest, in the change log.
+            people = select(ImageRecord.person_id).where(ImageRecord.id.in_(image_ids))
+            session.execute(
+                select(Person.id)
+                .where(Person.id.in_(people))
+                .order_by(Person.id)
+                .with_for_update(read=True, key_share=True)
+            )
+            wanted = (
+                select(ImageRecord.id, ImageRecord.person_id)
+                .where(ImageRecord.id.in_(image_ids))
+                .with_for_update(read=True, key_share=True)
             )
             owners = {i: p for i, p in session.execute(wanted)}
             records = [_face_record(owners[i], i, f) for i, f in faces if i in owners]
@@ -450,12 +477,14 @@ class SQLRepository:
 
     def changes_since(self, seq: int, *, limit: int = 10_000) -> list[FaceChange] | None:
         with self.db.session() as session:
+            rows = session.scalars(
+                select(FaceChangeRecord).where(FaceChangeRecord.seq > seq).order_by(FaceChangeRecord.seq).limit(limit)
+            ).all()
+            # The trim mark is read after the rows: on PostgreSQL each statement sees its own snapshot, so a trim
+            # committing between the two reads is then seen (a needless reload at worst), never rows with a hole.
             trimmed = session.get(StoreMeta, TRIMMED_THROUGH)
             if trimmed is not None and seq < int(trimmed.value):
                 return None
-            rows = session.scalars(
-                select(FaceChangeRecord).where(FaceChangeRecord.seq > seq).order_by(FaceChangeRecord.seq).limit(limit)
-            )
             return [
                 FaceChange(
                     seq=r.seq,
@@ -535,12 +564,16 @@ class SQLRepository:
             return _match_row(record) if record else None
 
     def label_match(self, match_id: int, person_id: str) -> bool:
-        with self.db.session() as session:
-            record = session.get(MatchRecord, match_id)
-            if record is None:
-                return False
-            record.person_id = person_id
-            return True
+        try:
+            with self.db.session() as session:
+                record = session.get(MatchRecord, match_id)
+                if record is None:
+                    return False
+                record.person_id = person_id
+                session.flush()
+                return True
+        except IntegrityError as exc:  # the person was deleted meanwhile
+            raise NotFound(f"No person with id {person_id}.", code="person_not_found") from exc
 
     def purge_matches(self, before: datetime, *, limit: int = 1000) -> Removed:
         with self.db.session() as session:
