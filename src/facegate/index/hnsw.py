@@ -15,6 +15,7 @@ contiguous 2D array" because it found fewer than k. Three things keep that from 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,7 +100,8 @@ class HNSWIndex:
                     data[[rows[i] for i in fresh]], np.asarray(fresh, dtype=np.int64), replace_deleted=True
                 )
             for face_id, row in rows.items():
-                self._person_of[face_id] = person_ids[row]
+                # Interned: a person's many faces share one id string (at 1M faces, ~70 MB less).
+                self._person_of[face_id] = sys.intern(person_ids[row])
             if self._compaction is not None:
                 self._compaction.touched.update(rows)
 
