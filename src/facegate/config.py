@@ -147,7 +147,7 @@ class LimitSettings(BaseModel):
         20_000_000, ge=10_000, description="Width x height an image may be decoded at (JPEG: after scaling)."
     )
     engine_queue: int = Field(
-        0, ge=0, description="Engine tasks queued or running at once; beyond it, 503 engine_busy. 0: 4 x workers."
+        0, ge=0, description="Engine tasks queued or running at once; beyond it, 503 engine_busy. 0: 4 x workers, >= 8."
     )
     engine_timeout_seconds: float = Field(
         30.0, gt=0, description="Longest wait for one image's analysis (queue and run); then 503 engine_timeout."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,17 @@ def test_cosine_distance() -> None:
     assert distance("cosine", a, np.array([0.0, 2.0], dtype=np.float32)) == pytest.approx(1.0)
     assert distance("cosine", a, -a) == pytest.approx(2.0)
     assert distance("cosine", a, np.zeros(2, dtype=np.float32)) == pytest.approx(1.0)  # no division by zero
+
+
+def test_cosine_distance_of_identical_embeddings_is_never_negative() -> None:
+    # 1 - cos of a float32 vector with itself rounds to -0.0 or -1e-7 for about a quarter of random vectors.
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        a = rng.normal(size=128).astype(np.float32)
+        d = distance("cosine", a, a)
+        assert d == 0.0 or d > 0.0
+        assert math.copysign(1.0, d) == 1.0  # not -0.0, which a client shows as "-0.0"
+        assert distance("cosine", a, a.copy()) >= 0.0
 
 
 def test_euclidean_distance() -> None:

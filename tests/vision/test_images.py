@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -173,3 +176,125 @@ def test_scale_to_fit(
     scaled, scale = scale_to_fit(image, max_side, min_side)
     assert scaled.shape[:2] == expected_shape
     assert scale == expected_scale
+
+
+# --- Large canvases in formats that cannot be decoded at reduced scale (a small file, a huge decode) ---
+
+DECODED_LIMIT = 20_000_000  # LimitSettings().max_decoded_pixels
+PASTED_AT = (2400, 1000)
+
+
+def _canvas(dev: Path, size: tuple[int, int], mode: str = "RGB") -> Image.Image:
+    """A plain canvas with a face photo (enlarged 2x) pasted in: compresses to a small lossless file."""
+    with Image.open(dev / "barack_obama" / "1.jpg") as face:
+        enlarged = face.convert("RGB").resize((face.width * 2, face.height * 2))
+    canvas = Image.new("RGB", size, (200, 200, 200))
+    canvas.paste(enlarged, PASTED_AT)
+    return canvas if mode == "RGB" else canvas.convert(mode)
+
+
+def _encoded(image: Image.Image, fmt: str) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **({"compression": "tiff_deflate"} if fmt == "TIFF" else {}))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def canvas_png(dev: Path) -> bytes:
+    return _encoded(_canvas(dev, (6000, 3000)), "PNG")  # 18 MP, under the decoded-pixel limit
+
+
+def test_a_large_lossless_canvas_is_decoded_at_reduced_scale(canvas_png: bytes) -> None:
+    assert len(canvas_png) < 5_000_000  # the pasted photo is most of it
+    image = decode(canvas_png, LIMIT, min_side=800, max_decoded_pixels=DECODED_LIMIT)
+    assert 800 <= image.shape[1] < 1600
+    assert image.shape[1] / image.shape[0] == pytest.approx(2.0, rel=0.01)
+    assert tuple(image[0, 0]) == (200, 200, 200)
+
+
+def test_face_on_a_large_lossless_canvas_is_found_in_original_pixels(
+    opencv_pool: EnginePool, dev: Path, canvas_png: bytes
+) -> None:
+    alone = opencv_pool.analyze(
+        (dev / "barack_obama" / "1.jpg").read_bytes(), max_pixels=LIMIT, max_faces=1, crops=False
+    )
+    analysis = opencv_pool.analyze(canvas_png, max_pixels=LIMIT, max_faces=1, crops=True)
+    assert (analysis.width, analysis.height) == (6000, 3000)
+    [face], [reference] = analysis.faces, alone.faces
+    expected = (PASTED_AT[0] + 2 * reference.box.left, PASTED_AT[1] + 2 * reference.box.top, 2 * reference.box.width)
+    tolerance = 0.1 * expected[2]
+    assert abs(face.box.left - expected[0]) <= tolerance, (face.box, expected)
+    assert abs(face.box.top - expected[1]) <= tolerance, (face.box, expected)
+    assert abs(face.box.width - expected[2]) <= tolerance, (face.box, expected)
+    assert distance("cosine", face.embedding, reference.embedding) < 0.2
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF", "WEBP"])
+def test_a_lossless_canvas_over_the_decoded_limit_is_refused_from_its_header(dev: Path, fmt: str) -> None:
+    data = _encoded(Image.new("L", (6000, 4000), 200), fmt)  # 24 MP: under max_pixels, over the decoded limit
+    started = time.perf_counter()
+    with pytest.raises(PayloadTooLarge) as raised:
+        decode(data, LIMIT, min_side=800, max_decoded_pixels=DECODED_LIMIT)
+    assert raised.value.code == "image_too_large"
+    assert time.perf_counter() - started < 0.1  # nothing was decoded
+
+
+def test_a_jpeg_of_the_same_size_is_accepted_since_it_is_decoded_scaled(dev: Path) -> None:
+    data = jpeg_bytes(_canvas(dev, (6000, 4000)))
+    image = decode(data, LIMIT, min_side=800, max_decoded_pixels=DECODED_LIMIT)
+    assert 800 <= image.shape[1] < 1600
+    with pytest.raises(PayloadTooLarge):  # at full size it would be over the limit too
+        decode(data, LIMIT, max_decoded_pixels=DECODED_LIMIT)
+
+
+def test_the_pool_applies_the_decoded_pixel_limit(opencv_pool: EnginePool) -> None:
+    data = _encoded(Image.new("RGB", (6000, 4000), (200, 200, 200)), "PNG")
+    with pytest.raises(PayloadTooLarge) as raised:
+        opencv_pool.analyze(data, max_pixels=LIMIT, max_faces=1, crops=False)
+    assert raised.value.code == "image_too_large"
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "I;16", "CMYK", "1"])
+def test_reduced_decoding_matches_converting_then_reducing_in_every_mode(mode: str) -> None:
+    # Modes other than RGB and L are converted a band of rows at a time; the result must be seamless.
+    rng = np.random.default_rng(1)
+    if mode == "P":
+        image = Image.fromarray(rng.integers(0, 64, size=(603, 1011), dtype=np.uint8), "P")
+        image.putpalette(rng.integers(0, 256, size=64 * 3, dtype=np.uint8).tolist())
+    else:
+        image = Image.fromarray(rng.integers(0, 256, size=(603, 1011, 3), dtype=np.uint8)).convert(mode)
+    data = _encoded(image, "TIFF" if mode == "CMYK" else "PNG")
+    decoded = decode(data, LIMIT, min_side=100)  # reduced 10 times: 250-row bands, the last one partial
+    with Image.open(io.BytesIO(data)) as stored:
+        expected = np.asarray(stored.convert("RGB").reduce(10))[:, :, ::-1]
+    assert decoded.shape == expected.shape
+    assert np.array_equal(decoded, expected)
+
+
+MEASURE_DECODE = """
+import sys
+from pathlib import Path
+from facegate.vision.images import decode
+
+def rss_kb(key):
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith(key))
+
+data = Path(sys.argv[1]).read_bytes()
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current size
+before = rss_kb("VmRSS")
+image = decode(data, 40_000_000, min_side=800, max_decoded_pixels=20_000_000)
+print(image.shape[1], (rss_kb("VmHWM") - before) // 1024)
+"""
+
+
+def test_peak_memory_of_a_large_lossless_decode_is_about_one_decoded_copy(dev: Path, tmp_path: Path) -> None:
+    # An RGBA canvas just under the limit: Pillow holds it at 4 bytes a pixel (72 MB); the old chain
+    # (exif_transpose copy, RGB copy, packed bytes, BGR copy) peaked at about 5 times that.
+    path = tmp_path / "canvas.png"
+    path.write_bytes(_encoded(_canvas(dev, (6000, 3000), "RGBA"), "PNG"))
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE_DECODE, str(path)], capture_output=True, text=True, check=True, timeout=60
+    )
+    width, peak_mb = (int(v) for v in result.stdout.split())
+    assert width == -(-6000 // 7)  # reduced 7 times, rounded up
+    assert peak_mb < 72 * 1.5, f"decoding took {peak_mb} MB at its peak"

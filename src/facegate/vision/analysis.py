@@ -47,15 +47,23 @@ def _to_original(box: Box, scale: float, width: int, height: int) -> Box:
 
 
 def analyze(
-    engine: FaceEngine, data: bytes, *, max_pixels: int, max_faces: int, crops: bool, decode_side: int = 0
+    engine: FaceEngine,
+    data: bytes,
+    *,
+    max_pixels: int,
+    max_faces: int,
+    crops: bool,
+    decode_side: int = 0,
+    max_decoded_pixels: int | None = None,
 ) -> ImageAnalysis:
     """Find every face; align, embed and measure the `max_faces` largest.
 
-    Boxes are in pixels of the upright original image, even when a large JPEG was decoded at reduced scale
+    Boxes are in pixels of the upright original image, even when a large image was decoded at reduced scale
     (`decode_side`: the smallest longer side the decoded image may have; 0 decodes at full size).
+    `max_decoded_pixels`: see `images.decode`.
     """
     header = probe(data, max_pixels)
-    image = decode(data, max_pixels, min_side=decode_side)
+    image = decode(data, max_pixels, min_side=decode_side, max_decoded_pixels=max_decoded_pixels)
     h, w = image.shape[:2]
     # EXIF rotation may have swapped the header's width and height.
     rotated = (w > h) != (header.width > header.height)

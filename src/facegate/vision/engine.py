@@ -65,10 +65,13 @@ class FaceEngine(Protocol):
 
 
 def distance(metric: Metric, a: Embedding, b: Embedding) -> float:
-    """Smaller is closer. Cosine distance is 1 - cosine similarity (0..2); euclidean is the L2 norm."""
+    """Smaller is closer. Cosine distance is 1 - cosine similarity (0..2); euclidean is the L2 norm.
+
+    Never negative: rounding makes 1 - cos of identical float32 vectors come out as -0.0 or -1e-7, which
+    clients would show as "-0.0"."""
     if metric == "cosine":
         denom = float(np.linalg.norm(a) * np.linalg.norm(b)) or 1.0
-        return 1.0 - float(np.dot(a, b)) / denom
+        return max(0.0, 1.0 - float(np.dot(a, b)) / denom)
     return float(np.linalg.norm(a - b))
 
 
