@@ -129,7 +129,9 @@ class HNSWIndex:
             if person_id is None:  # hnswlib skips deleted entries; this guards the contract regardless
                 continue
             # hnswlib's "l2" space returns squared distances.
-            value = float(dist) if self._metric == "cosine" else float(np.sqrt(max(float(dist), 0.0)))
+            # Never negative (nor -0.0): float rounding of identical vectors can dip below zero.
+            value = max(float(dist), 0.0) if self._metric == "cosine" else float(np.sqrt(max(float(dist), 0.0)))
+            value = value + 0.0
             hits.append(Hit(label, person_id, value))
         return hits
 

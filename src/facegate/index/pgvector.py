@@ -87,7 +87,8 @@ class PgVectorIndex:
         with self._engine().begin() as conn:
             conn.execute(self._settings_sql, {"ef": str(ef)})
             rows = conn.execute(self._search_sql, {"q": query, "mv": self._model_version, "k": k}).all()
-        hits = [Hit(int(face_id), str(person_id), float(dist)) for face_id, person_id, dist in rows]
+        # Never negative (nor -0.0): float rounding of identical vectors can dip below zero.
+        hits = [Hit(int(face_id), str(person_id), max(float(dist), 0.0) + 0.0) for face_id, person_id, dist in rows]
         # relaxed_order may return neighbours slightly out of order.
         hits.sort(key=lambda hit: hit.distance)
         return hits

@@ -171,7 +171,11 @@ def _analyze(
             )
             continue
         seen.add(sha)
-        future = rt.engine.submit(upload.data, max_pixels=limits.max_image_pixels, max_faces=1, crops=False)
+        try:
+            future = rt.engine.submit(upload.data, max_pixels=limits.max_image_pixels, max_faces=1, crops=False)
+        except UnsupportedImage as exc:  # e.g. a photo that crashed an engine worker before: this photo only
+            rejected.append((Rejection(filename=upload.filename, reason=exc.code, message=exc.message), exc))
+            continue
         pending.append((upload, sha, EXTENSIONS.get(header.format, ".img"), future))
 
     accepted: list[_Accepted] = []
