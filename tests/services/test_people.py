@@ -93,3 +93,10 @@ def test_update_and_list(runtime: Runtime, dev: Path) -> None:
 def test_name_filter_takes_wildcards_literally(runtime: Runtime, dev: Path, pattern: str) -> None:
     _enroll(runtime, "Plain Name", dev / "colin_powell" / "1.jpg")
     assert people_service.list_people(runtime, limit=10, offset=0, name=pattern).total == 0
+
+
+def test_an_empty_external_id_is_none_so_two_people_can_have_it(runtime: Runtime, dev: Path) -> None:
+    a = _enroll(runtime, "A", dev / "colin_powell" / "1.jpg")
+    b = _enroll(runtime, "B", dev / "george_w_bush" / "1.jpg")
+    assert people_service.update_person(runtime, a, PersonUpdate(external_id="")).external_id is None
+    assert people_service.update_person(runtime, b, PersonUpdate(external_id="")).external_id is None

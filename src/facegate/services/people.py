@@ -44,6 +44,8 @@ def update_person(rt: Runtime, person_id: str, update: PersonUpdate) -> PersonPu
     if "name" in fields and update.name is None:
         raise InvalidInput("name cannot be null; every person has a name.", code="invalid_name")
     changes = {field: getattr(update, field) for field in fields}
+    if changes.get("external_id") == "":  # as at enrollment: an empty external id is no external id
+        changes["external_id"] = None
     return to_public(rt.store.update_person(person_id, changes))
 
 
