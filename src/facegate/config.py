@@ -111,6 +111,9 @@ class HNSWIndexSettings(BaseModel):
     # Rebuild the graph from its live entries once deleted entries outnumber live ones this many times
     # (hnswlib searches degrade, and can fail, when most of the graph is marked deleted).
     max_deleted_ratio: float = Field(1.0, gt=0.0)
+    # Keep a snapshot of the graph in the data directory (written after a full build and at shutdown), so a
+    # restart loads it and applies the change log since, instead of rebuilding (about a minute per 100k faces).
+    snapshot: bool = True
 
 
 class PgVectorIndexSettings(BaseModel):

@@ -217,3 +217,79 @@ def test_a_trimmed_change_log_makes_a_lagging_replica_reload(
         assert len(lagging.index) == 2
     finally:
         lagging.close()
+
+
+class _NoFullLoad:
+    """Wraps a store so that a test can tell a snapshot load from a full rebuild (which reads every embedding)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.full_loads = 0
+        real = rt.store.iter_embeddings
+
+        def counting(engine: str, model_version: str, *, ids: object = None) -> object:
+            if ids is None:
+                self.full_loads += 1
+            return real(engine, model_version, ids=ids)  # type: ignore[arg-type]
+
+        rt.store.iter_embeddings = counting  # type: ignore[method-assign,assignment]
+
+
+def test_restart_loads_the_index_snapshot_and_applies_changes_made_meanwhile(
+    settings: Settings, opencv_pool: EnginePool, runtime: Runtime, dev: Path
+) -> None:
+    powell = _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
+    runtime.close()  # saves the snapshot
+    # While the service is down, another process enrolls someone and deletes someone.
+    other = Runtime(settings.model_copy(update={"index": HNSWIndexSettings(snapshot=False)}), engine=opencv_pool)
+    other.open()
+    bush = _enroll(other, "George W. Bush", dev / "george_w_bush" / "1.jpg")
+    people_service.delete_person(other, powell)
+    other.close()
+
+    restarted = Runtime(settings, engine=opencv_pool)
+    counter = _NoFullLoad(restarted)
+    restarted.open()
+    try:
+        assert counter.full_loads == 0  # from the snapshot, not rebuilt
+        assert len(restarted.index) == 1
+        [face] = restarted.store.list_faces(bush)
+        [hit] = restarted.index.search(_embedding(restarted, face.id), 1)
+        assert hit.person_id == bush
+    finally:
+        restarted.close()
+
+
+def test_a_snapshot_of_another_store_is_not_used(
+    settings: Settings, opencv_pool: EnginePool, runtime: Runtime, dev: Path, tmp_path: Path
+) -> None:
+    _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    runtime.close()
+    # Same data directory (so the same snapshot files), a different, empty database.
+    fresh = settings.model_copy(
+        update={"database": settings.database.model_copy(update={"url": f"sqlite:///{tmp_path / 'other.db'}"})}
+    )
+    other = Runtime(fresh, engine=opencv_pool)
+    counter = _NoFullLoad(other)
+    other.open()
+    try:
+        assert counter.full_loads == 1
+        assert len(other.index) == 0
+    finally:
+        other.close()
+
+
+def test_a_damaged_snapshot_is_rebuilt_from_the_store(
+    settings: Settings, opencv_pool: EnginePool, runtime: Runtime, dev: Path
+) -> None:
+    _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    runtime.close()
+    for graph in (settings.data_dir / "index").glob("*/index.graph"):
+        graph.write_bytes(b"not a graph")
+    restarted = Runtime(settings, engine=opencv_pool)
+    counter = _NoFullLoad(restarted)
+    restarted.open()
+    try:
+        assert counter.full_loads == 1
+        assert len(restarted.index) == 1
+    finally:
+        restarted.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -43,6 +44,14 @@ class VectorIndex(Protocol):
     def ready(self) -> bool: ...
 
     def close(self) -> None: ...
+
+    def save(self, path: Path) -> None:
+        """Write a snapshot of a stateful index (files named after `path`); nothing for a stateless one."""
+        ...
+
+    def load(self, path: Path) -> bool:
+        """Replace the index with a snapshot from `save`; False when there is none or it cannot be read."""
+        ...
 
 
 def best_per_person(hits: list[Hit], k: int) -> list[Hit]:

@@ -18,6 +18,7 @@ import logging
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import hnswlib
@@ -146,6 +147,40 @@ class HNSWIndex:
 
     def ready(self) -> bool:
         return self._index is not None
+
+    def save(self, path: Path) -> None:
+        """Write the graph (hnswlib's own format) and the face -> person map beside it, as `path`.graph and
+        `path`.map.npz. The caller records what the snapshot belongs to and where the change log stood."""
+        with self._lock:
+            if self._index is None:
+                return
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._index.save_index(str(path.with_suffix(".graph")))
+            labels = np.fromiter(self._person_of, dtype=np.int64, count=len(self._person_of))
+            people, index_of = np.unique(np.asarray(list(self._person_of.values()), dtype="U64"), return_inverse=True)
+            with path.with_suffix(".map.npz").open("wb") as fh:
+                np.savez(fh, labels=labels, people=people, index_of=index_of.astype(np.int32))
+
+    def load(self, path: Path) -> bool:
+        """Replace the index with a snapshot written by `save`; False (index unchanged) if it cannot be read."""
+        graph, mapping = path.with_suffix(".graph"), path.with_suffix(".map.npz")
+        if not graph.is_file() or not mapping.is_file():
+            return False
+        try:
+            index = hnswlib.Index(space="cosine" if self._metric == "cosine" else "l2", dim=self._dim)
+            index.load_index(str(graph), allow_replace_deleted=True)
+            index.set_ef(self._settings.ef_search)
+            with np.load(mapping) as data:
+                labels, people, index_of = data["labels"], data["people"], data["index_of"]
+            person_of = {int(f): sys.intern(str(people[i])) for f, i in zip(labels, index_of, strict=True)}
+        except (RuntimeError, OSError, ValueError, KeyError) as exc:
+            log.warning("index snapshot %s unreadable (%s); rebuilding from the store", path, exc)
+            return False
+        with self._lock:
+            self._index = index
+            self._person_of = person_of
+            self._compaction = None
+        return True
 
     # -- internals; callers hold the lock unless noted --------------------------------------------------------
 

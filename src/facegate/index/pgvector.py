@@ -14,6 +14,7 @@ why the engine name is written into the SQL text (validated; it comes from our o
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 from pgvector.sqlalchemy import VECTOR
@@ -97,6 +98,12 @@ class PgVectorIndex:
         """Faces this index can return: the engine's faces of the current model version."""
         with self._engine().connect() as conn:
             return int(conn.execute(self._count_sql, {"mv": self._model_version}).scalar_one())
+
+    def save(self, path: Path) -> None:
+        """Nothing to save: the index lives in PostgreSQL."""
+
+    def load(self, path: Path) -> bool:
+        return False
 
     def ready(self) -> bool:
         if self._db is None:

@@ -7,11 +7,18 @@ and an in-process index follows the store's change log (so it sees what other pr
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
+import shutil
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -87,8 +94,82 @@ class Runtime:
         self.store.open()
 
     # Index ---------------------------------------------------------------------------------------------------
+    def _snapshot_path(self) -> Path:
+        info = self.engine.info
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{info.name}-{info.model_version}")
+        return self.settings.data_dir / "index" / name
+
+    def _snapshot_identity(self) -> dict[str, Any]:
+        """What a snapshot must match to be used: this store, this engine and model, this index's shape."""
+        info = self.engine.info
+        index = self.settings.index
+        return {
+            "store_id": self.store.store_id(),
+            "engine": info.name,
+            "model_version": info.model_version,
+            "dim": info.dim,
+            "metric": info.metric,
+            "index": index.model_dump(include={"type", "m", "ef_construction"}),
+        }
+
+    def _load_snapshot(self) -> bool:
+        """Load the index saved at the last shutdown (or full build) and the change-log position it matches;
+        False when there is none, it belongs elsewhere, or the log no longer reaches back to it."""
+        meta_path = self._snapshot_path().with_suffix(".json")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return False
+        if meta.get("identity") != self._snapshot_identity() or not isinstance(meta.get("cursor"), int):
+            log.info("index snapshot %s is for another store, engine or index shape; rebuilding", meta_path)
+            return False
+        cursor = meta["cursor"]
+        if cursor > self.store.last_change() or self.store.changes_since(cursor, limit=1) is None:
+            return False
+        files = meta_path.parent / str(meta.get("dir", "")) / "index"
+        if not meta.get("dir") or not self.index.load(files):
+            return False
+        self._cursor = cursor
+        return True
+
+    def save_index_snapshot(self) -> None:
+        """Write the in-process index and the change-log position it reflects (no-op for pgvector)."""
+        if not self.index.stateful or not getattr(self.settings.index, "snapshot", False):
+            return
+        path = self._snapshot_path()
+        meta_path = path.with_suffix(".json")
+        # Each snapshot in a directory of its own, made current by one atomic rename of the description that
+        # names it: a crash, or two processes of one data directory saving at once, never pairs a graph with
+        # another graph's change-log position.
+        folder = f"{path.name}.{uuid.uuid4().hex[:12]}"
+        with self._sync_lock:
+            cursor = self._cursor
+            self.index.save(path.parent / folder / "index")
+        tmp = path.parent / f"{folder}.json.tmp"
+        tmp.write_text(json.dumps({"identity": self._snapshot_identity(), "cursor": cursor, "dir": folder}))
+        os.replace(tmp, meta_path)
+        for old in path.parent.glob(f"{path.name}.*"):
+            if old.is_dir() and old.name != folder:
+                shutil.rmtree(old, ignore_errors=True)
+
     def load_index(self) -> None:
-        """(Re)load every embedding of the current engine and model version into an in-process index."""
+        """Load the in-process index: from its snapshot plus the change log since, or else every embedding of
+        the current engine and model version from the store (then saved as the next start's snapshot)."""
+        started = time.perf_counter()
+        if getattr(self.settings.index, "snapshot", False) and self._load_snapshot():
+            self.sync_index()
+            log.info(
+                "index loaded from its snapshot in %.1fs: %d faces", time.perf_counter() - started, len(self.index)
+            )
+            return
+        self._build_index()
+        log.info("index built from the store in %.1fs: %d faces", time.perf_counter() - started, len(self.index))
+        try:
+            self.save_index_snapshot()
+        except OSError:
+            log.exception("could not save the index snapshot; the next start rebuilds the index")
+
+    def _build_index(self) -> None:
         info = self.engine.info
         with self._sync_lock:
             # The cursor is read first: changes committed while we load are replayed, and replays are no-ops.
@@ -139,8 +220,8 @@ class Runtime:
                         self.index.remove([change.face_id])
                 self._cursor = changes[-1].seq
         if reload:
-            log.warning("the change log was trimmed past this replica's position; reloading the index")
-            self.load_index()
+            log.warning("the change log was trimmed past this replica's position; rebuilding the index")
+            self._build_index()
         self.telemetry.index_size.set(len(self.index))
 
     def sync_index_if_due(self) -> None:
@@ -223,5 +304,10 @@ class Runtime:
     def close(self) -> None:
         if self._owns_engine:
             self.engine.close()
+        if self.index.stateful and self.index.ready():
+            try:
+                self.save_index_snapshot()
+            except Exception:
+                log.exception("could not save the index snapshot; the next start rebuilds the index")
         self.index.close()
         self.store.close()

@@ -264,6 +264,10 @@ class Repository(Protocol):
 
     def ping(self) -> bool: ...
 
+    def store_id(self) -> str:
+        """A random id of this store, made once: tells a snapshot of this store's index from another's."""
+        ...
+
     # People ------------------------------------------------------------------------------------------------
     def get_person(self, person_id: str) -> PersonRow | None: ...
 

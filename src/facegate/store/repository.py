@@ -47,6 +47,7 @@ from facegate.store.sql_keys import SQLAuditLog, SQLKeyStore
 # Keeps IN (...) lists within every database's limit on bound parameters.
 CHUNK = 500
 TRIMMED_THROUGH = "changes_trimmed_through"
+STORE_ID = "store_id"
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -174,6 +175,21 @@ class SQLRepository:
 
     def ping(self) -> bool:
         return self.db.ping()
+
+    def store_id(self) -> str:
+        for _ in range(2):
+            try:
+                with self.db.session() as session:
+                    row = session.get(StoreMeta, STORE_ID)
+                    if row is not None:
+                        return row.value
+                    value = new_id()
+                    session.add(StoreMeta(key=STORE_ID, value=value))
+                    session.flush()
+                    return value
+            except IntegrityError:  # another process made it first: read theirs
+                continue
+        raise RuntimeError("could not read or create the store id")
 
     # Helpers -----------------------------------------------------------------------------------------------
     @staticmethod
