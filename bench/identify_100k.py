@@ -75,6 +75,7 @@ Array = npt.NDArray[Any]
 REPO = Path(__file__).resolve().parents[1]
 FACES = Path(os.environ.get("FACEGATE_FACES", REPO.parent / "shared" / "faces"))
 CACHE = Path(os.environ.get("FACEGATE_BENCH_CACHE", "/tmp/facegate-identify-bench"))
+ADMIN_KEY = "fg_bench-admin-key-0123456789abcdef"
 DIM = 128
 PROBE_PERSON = "colin_powell"
 PROBE_FILE = "1.jpg"
@@ -348,6 +349,8 @@ class Store:
     def env(self, index: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FACEGATE_")}
         env |= {"FACEGATE_DATA_DIR": str(self.data_dir), "FACEGATE_WORKERS": str(WORKERS)}
+        # The deployment's admin key (stored hashed on first start); no rate limit in the way of the measurement.
+        env |= {"FACEGATE_AUTH__BOOTSTRAP_KEY": ADMIN_KEY, "FACEGATE_RATE_LIMIT__DEFAULT": ""}
         env |= {"FACEGATE_INDEX__TYPE": index, "COLUMNS": "200"}
         if self.database_url:
             env["FACEGATE_DATABASE__URL"] = self.database_url
@@ -591,7 +594,10 @@ class Target:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        self.clients = [httpx.Client(base_url=self.url, timeout=120.0) for _ in range(max(2, args.concurrency))]
+        self.clients = [
+            httpx.Client(base_url=self.url, timeout=120.0, headers={"X-API-Key": ADMIN_KEY})
+            for _ in range(max(2, args.concurrency))
+        ]
         client = self.clients[0]
         while True:
             if self.process.poll() is not None:
