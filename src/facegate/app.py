@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from facegate import __version__
-from facegate.api import audit, compare, docs, enroll, health, identify, keys, matches, people, telemetry
+from facegate.api import audit, compare, docs, enroll, health, identify, keys, matches, openapi, people, telemetry
 from facegate.api.docs import SWAGGER_ASSETS
 from facegate.api.errors import install_error_handlers
 from facegate.api.limits import BodySizeLimit
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        generate_unique_id_function=openapi.operation_id,
     )
     install_error_handlers(app)
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         telemetry.router,
     ):
         app.include_router(router)
+    openapi.install(app, settings)
 
     def current_telemetry() -> Telemetry | None:
         rt: Runtime | None = getattr(app.state, "runtime", None)

@@ -59,6 +59,15 @@ def test_threshold_can_be_given(client: TestClient, dev: Path) -> None:
     assert body["distance"] == default["distance"]
 
 
+@pytest.mark.parametrize("threshold", ["5e-324", "0"])
+def test_a_vanishing_threshold_is_an_invalid_field(client: TestClient, dev: Path, threshold: str) -> None:
+    # 5e-324 is above zero, but a tenth of it is 0.0: the confidence curve divided by zero, a 500 (schemathesis).
+    status, body = _compare(client, dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg", threshold=threshold)
+    assert status == 422
+    assert body["error"]["code"] == "invalid_field"
+    assert "threshold" in body["error"]["message"]
+
+
 def test_largest_face_of_a_group_photo_is_compared(client: TestClient, dev: Path) -> None:
     # couple.jpg's largest face is the deepface_person_01 woman (see the dev set README).
     status, body = _compare(client, dev / "multi" / "couple.jpg", dev / "deepface_person_01" / "2.jpg")

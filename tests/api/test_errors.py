@@ -73,6 +73,22 @@ def test_wrong_method_is_json_method_not_allowed(client: TestClient) -> None:
     assert response.json()["error"]["code"] == "method_not_allowed"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/api/v1/keys", "GET, POST"),
+        ("PUT", "/api/v1/people/someone", "DELETE, GET, PATCH"),
+        ("POST", "/health", "GET"),
+    ],
+)
+def test_method_not_allowed_lists_every_method(client: TestClient, method: str, path: str, allowed: str) -> None:
+    # Starlette named only the first matching route's methods (`Allow: GET` for /api/v1/keys); schemathesis.
+    response = client.request(method, path)
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allowed
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
 def test_missing_field_names_the_field(client: TestClient) -> None:
     response = client.post("/api/v1/compare", files=[("image_a", ("a.jpg", b"x", "image/jpeg"))])
     assert response.status_code == 422

@@ -6,6 +6,7 @@ import shutil
 
 from fastapi.testclient import TestClient
 
+from facegate.api.errors import NotReadyBody
 from facegate.config import HNSWIndexSettings
 from facegate.index.hnsw import HNSWIndex
 from facegate.services.runtime import Runtime
@@ -31,6 +32,7 @@ def test_ready_lists_every_part(client: TestClient) -> None:
 def _not_ready(client: TestClient, part: str) -> None:
     response = client.get("/ready")
     assert response.status_code == 503
+    NotReadyBody.model_validate(response.json())  # the model the document declares for this 503
     error = response.json()["error"]
     assert error["code"] == "not_ready"
     assert part in error["message"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from facegate.services.schemas import TelemetrySummary
 from tests.support import enroll, identify
 
 
@@ -30,7 +31,9 @@ def test_metrics_is_prometheus_text_with_our_metrics(client: TestClient, dev: Pa
     response = client.get("/metrics")
 
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
+    # The body is the classic text format: its media type says 0.0.4 (prometheus_client's CONTENT_TYPE_LATEST
+    # names 1.0.0, which this body is not and Prometheus before 3.0 refuses).
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     samples = _samples(response.text)
     names = {name for name, _ in samples}
     for metric in (
@@ -64,6 +67,7 @@ def test_telemetry_summary_counts(client: TestClient, dev: Path) -> None:
 
     body = client.get("/api/v1/telemetry").json()
 
+    TelemetrySummary.model_validate(body)  # the model the OpenAPI document declares
     assert body["store"] == {"people": 1, "faces": 1, "images": 1, "matches": 2, "unknown_matches": 1}
     assert body["index"] == {"type": "hnsw", "faces": 1}
     assert body["engine"]["name"] == "opencv"

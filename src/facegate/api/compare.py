@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from facegate.api.auth import IdentifyKey
-from facegate.api.deps import RuntimeDep, read_upload
+from facegate.api.deps import MAX_THRESHOLD, MIN_THRESHOLD, RuntimeDep, read_upload
 from facegate.services import compare as compare_service
 from facegate.services.schemas import CompareResult
 
@@ -16,8 +16,11 @@ router = APIRouter(prefix="/api/v1", tags=["compare"])
 def compare(
     rt: RuntimeDep,
     principal: IdentifyKey,
-    image_a: Annotated[UploadFile, File()],
-    image_b: Annotated[UploadFile, File()],
-    threshold: Annotated[float | None, Form(gt=0.0, lt=2.0)] = None,
+    image_a: Annotated[UploadFile, File(description="A photo; its largest face is compared")],
+    image_b: Annotated[UploadFile, File(description="Another photo; its largest face is compared")],
+    threshold: Annotated[
+        float | None,
+        Form(ge=MIN_THRESHOLD, lt=MAX_THRESHOLD, description="Distance cut-off for `same`", examples=[0.56]),
+    ] = None,
 ) -> CompareResult:
     return compare_service.compare(rt, read_upload(image_a).data, read_upload(image_b).data, threshold=threshold)

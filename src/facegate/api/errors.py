@@ -7,6 +7,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from facegate.errors import (
@@ -49,6 +52,47 @@ HTTP_CODES = {
 }
 
 
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    """An optional key that is left out when unused: its schema has no `default: null`."""
+    schema.pop("default", None)
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. `body.name` or `query.limit`")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable snake_case code, for programs", examples=["person_not_found"])
+    message: str = Field(description="Human text, for people", examples=["No person with id 3f2c...."])
+    # Only request validation errors (422) carry these two; the keys are absent otherwise, never null.
+    field: str | SkipJsonSchema[None] = Field(
+        None,
+        description="422 validation errors only: the first invalid field",
+        examples=["name"],
+        json_schema_extra=_absent_not_null,
+    )
+    details: list[FieldError] | SkipJsonSchema[None] = Field(
+        None, description="422 validation errors only: every invalid field", json_schema_extra=_absent_not_null
+    )
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
+class NotReadyDetail(ErrorDetail):
+    parts: dict[str, bool] = Field(description="Each part (store, blobs, engine, index, ...) and whether it is usable")
+
+
+class NotReadyBody(BaseModel):
+    """/ready's 503: the error shape, naming which parts are not usable."""
+
+    error: NotReadyDetail
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
@@ -88,10 +132,24 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(code, message, field=field, details=details), status_code=422)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = HTTP_CODES.get(exc.status_code, "http_error")
-    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path)) or headers.get("Allow", "")
+    return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route serves at `path`. Starlette's 405 names only the methods of the first route
+    whose path matched (GET for /api/v1/keys, which also takes POST): `Allow` must list them all."""
+    methods: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(path) and route.methods:
+            methods |= route.methods
+    return sorted(methods)
 
 
 async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -56,8 +56,10 @@ def enroll_from_match(
     rt: RuntimeDep,
     principal: EnrollKey,
     match_id: MatchId,
-    name: Annotated[str | None, Form(max_length=200)] = None,
-    person_id: Annotated[str | None, Form(max_length=36)] = None,
+    name: Annotated[
+        str | None, Form(max_length=200, description="A new person's name", examples=["New Colleague"])
+    ] = None,
+    person_id: Annotated[str | None, Form(max_length=36, description="Or add the face to this person")] = None,
 ) -> EnrollResult:
     result = matches_service.enroll_from_match(rt, match_id, name=name, person_id=person_id)
     audit.record(rt, principal.actor, "match_enrolled", result.person.id, match_id=match_id)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from facegate.api.auth import EnrollKey, ReadKey
 from facegate.api.deps import MAX_ID, RuntimeDep
+from facegate.api.openapi import IMAGE_TYPES
 from facegate.services import audit
 from facegate.services import people as people_service
 from facegate.services.schemas import FacesPage, PeoplePage, PersonPublic, PersonUpdate
@@ -60,7 +61,7 @@ def list_faces(rt: RuntimeDep, principal: ReadKey, person_id: PersonId) -> Faces
     "/{person_id}/faces/{face_id}/image",
     response_class=Response,
     summary="The enrolled photo a face was taken from, as uploaded",
-    responses={200: {"content": {"image/*": {}}}},
+    responses={200: {"content": {media_type: {} for media_type in IMAGE_TYPES}}},
 )
 def face_image(rt: RuntimeDep, principal: ReadKey, person_id: PersonId, face_id: FaceId) -> Response:
     data, media_type = people_service.face_image(rt, person_id, face_id)

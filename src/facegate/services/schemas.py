@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -86,10 +86,68 @@ class Rejection(BaseModel):
     message: str
 
 
+# Example answers, as `POST /api/v1/enroll` and `/identify` gave them for the README's requests (shown in the
+# OpenAPI document by api/openapi.py).
+_PERSON_ID = "5b0f3a2e-9c41-4d7e-8a63-2f1d0c9e7b14"
+ENROLL_EXAMPLE: dict[str, Any] = {
+    "person": {
+        "id": _PERSON_ID,
+        "name": "Colin Powell",
+        "external_id": None,
+        "metadata": {"team": "blue"},
+        "face_count": 2,
+        "created_at": "2026-11-25T09:14:07.512000Z",
+        "updated_at": "2026-11-25T09:14:07.512000Z",
+    },
+    "faces": [
+        {"id": 1, "box": {"left": 87, "top": 62, "width": 79, "height": 101}, "quality": 0.93, "filename": "1.jpg"},
+        {"id": 2, "box": {"left": 91, "top": 70, "width": 72, "height": 93}, "quality": 0.88, "filename": "2.jpg"},
+    ],
+    "rejected": [],
+}
+IDENTIFY_EXAMPLE: dict[str, Any] = {
+    "request_id": "c4e8d2a1-7f3b-4b9e-9d05-6a1e2f8c3b70",
+    "width": 2000,
+    "height": 1428,
+    "threshold": 0.56,
+    "faces": [
+        {
+            "box": {"left": 1140, "top": 371, "width": 184, "height": 234},
+            "quality": 0.92,
+            "match": {"person_id": _PERSON_ID, "name": "Barack Obama", "distance": 0.22, "confidence": 0.99},
+            "candidates": [
+                {"person_id": _PERSON_ID, "name": "Barack Obama", "distance": 0.22, "confidence": 0.99},
+                {
+                    "person_id": "e27a9c10-3b5d-4f86-b1c2-8d4e6f0a9b35",
+                    "name": "Joe Biden",
+                    "distance": 0.82,
+                    "confidence": 0.02,
+                },
+            ],
+            "match_id": 2,
+        },
+        {
+            "box": {"left": 402, "top": 388, "width": 151, "height": 197},
+            "quality": 0.87,
+            "match": None,
+            "candidates": [
+                {
+                    "person_id": "e27a9c10-3b5d-4f86-b1c2-8d4e6f0a9b35",
+                    "name": "Joe Biden",
+                    "distance": 0.71,
+                    "confidence": 0.06,
+                }
+            ],
+            "match_id": 3,
+        },
+    ],
+}
+
+
 class EnrollResult(BaseModel):
     person: PersonPublic
     faces: list[FacePublic]
-    rejected: list[Rejection]
+    rejected: list[Rejection] = Field(description="Photos not enrolled, each with a reason code (e.g. `no_face`)")
 
 
 class Candidate(BaseModel):
@@ -102,9 +160,9 @@ class Candidate(BaseModel):
 class IdentifiedFace(BaseModel):
     box: BoxPublic
     quality: float
-    match: Candidate | None
-    candidates: list[Candidate]
-    match_id: int | None = None
+    match: Candidate | None = Field(description="The best candidate if within the threshold; null for an unknown face")
+    candidates: list[Candidate] = Field(description="Nearest first, one per person, whether or not they matched")
+    match_id: int | None = Field(None, description="This face's entry in match history")
 
 
 class IdentifyResult(BaseModel):
@@ -184,3 +242,52 @@ class AuditPublic(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditPublic]
     total: int
+
+
+class HealthStatus(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyStatus(BaseModel):
+    status: Literal["ready"]
+    parts: dict[str, bool] = Field(description="Each part (store, blobs, engine, index, ...) and whether it is usable")
+
+
+class EngineSummary(BaseModel):
+    name: str
+    model_version: str
+    metric: str
+    threshold: float
+    workers: int
+
+
+class StoreCounts(BaseModel):
+    people: int
+    faces: int
+    images: int
+    matches: int
+    unknown_matches: int
+
+
+class IndexSummary(BaseModel):
+    type: str
+    faces: int
+
+
+class RouteLatency(BaseModel):
+    count: int
+    mean_ms: float
+
+
+class TelemetrySummary(BaseModel):
+    """What /api/v1/telemetry answers: version, uptime, engine, stored counts, counters and latencies."""
+
+    version: str
+    uptime_seconds: float
+    engine: EngineSummary
+    store: StoreCounts
+    index: IndexSummary
+    counters: dict[str, dict[str, float]] = Field(
+        description="Counter values by metric, then by label set (`key=value,...`, or `all`)"
+    )
+    latency: dict[str, RouteLatency] = Field(description="Requests and mean latency per route template")
