@@ -122,7 +122,7 @@ class PgVectorIndexSettings(BaseModel):
 
     type: Literal["pgvector"] = "pgvector"
     # hnsw.ef_search per query; the HNSW indexes themselves are built by the migrations (m 16,
-    # ef_construction 64, pgvector's defaults).
+    # ef_construction 200: see bench/README.md).
     ef_search: int = Field(100, ge=10, le=1000)
 
 

@@ -15,8 +15,9 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Partial HNSW indexes per engine (both engines make 128-d descriptors). pgvector's defaults m=16,
-# ef_construction=64: see bench/README.md for recall and latency at 1M faces.
+# Partial HNSW indexes per engine (both engines make 128-d descriptors). ef_construction 200, not pgvector's
+# 64: at 1M faces 64 never reached recall@1 0.99 (0.965 at ef_search 400); 200 gave 0.998 at ef_search 100
+# with p99 5.5 ms (bench/README.md, bench/results/search-1m.json).
 PGVECTOR_INDEXES = {"opencv": "vector_cosine_ops", "dlib": "vector_l2_ops"}
 
 
@@ -55,7 +56,8 @@ def upgrade() -> None:
         for engine, ops in PGVECTOR_INDEXES.items():
             op.execute(
                 f"CREATE INDEX ix_faces_embedding_{engine} ON faces "
-                f"USING hnsw ((embedding::vector(128)) {ops}) WHERE engine = '{engine}'"
+                f"USING hnsw ((embedding::vector(128)) {ops}) WITH (m = 16, ef_construction = 200) "
+                f"WHERE engine = '{engine}'"
             )
 
 
