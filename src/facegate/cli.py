@@ -226,9 +226,10 @@ def people_list(
     with _runtime() as rt:
         page = people_service.list_people(rt, limit=limit, offset=offset, name=name)
     table = Table(title=f"{page.total} people")
-    # Ids are never cut: they are what the other commands take.
+    # Ids and names are never cut: they are what the other commands take; the other columns wrap.
     table.add_column("id", no_wrap=True, min_width=36)
-    for col in ("name", "faces", "external id", "created"):
+    table.add_column("name", no_wrap=True, min_width=min(40, max((len(p.name) for p in page.items), default=4)))
+    for col in ("faces", "external id", "created"):
         table.add_column(col)
     for p in page.items:
         table.add_row(p.id, p.name, str(p.face_count), p.external_id or "", f"{p.created_at:%Y-%m-%d %H:%M}")

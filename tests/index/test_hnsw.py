@@ -367,12 +367,12 @@ def test_search_retries_then_scans_when_hnswlib_finds_too_few(failures: int, met
     assert [h.face_id for h in hits] == _reference(live, query, 5, metric)
     for hit in hits:
         assert hit.distance == pytest.approx(float(_distances(query, live[hit.face_id][None, :], metric)[0]), abs=1e-4)
-    assert short.efs[0] == 64
+    ef = index._settings.ef_search
     if failures == 1:
-        assert short.efs == [64, 256]  # one retry with a larger ef
+        assert short.efs == [ef, ef * 4]  # one retry with a larger ef
     else:
-        assert short.efs == [64, 256, 1000]  # up to every entry, then the exact scan
-    assert short._graph.ef == 64  # the configured ef is back for the next search
+        assert short.efs == [ef, ef * 4, 1000]  # up to every entry, then the exact scan
+    assert short._graph.ef == ef  # the configured ef is back for the next search
 
 
 def test_searches_while_faces_come_and_go() -> None:
