@@ -184,8 +184,8 @@ def test_parse_metadata_refuses_anything_but_an_object(text: str) -> None:
 
 
 def test_a_face_cut_by_the_edge_never_dominates(opencv_pool: EnginePool, dev: Path) -> None:
-    # In this selfie the largest box is a face cut off at the photo's corner: enrolling it would store a
-    # bystander, so the photo is refused as ambiguous instead.
+    # In this selfie the largest box is a face cut off at the photo's corner, far from its centre: enrolling
+    # it would store a bystander, so the photo is refused as ambiguous instead (see also test_pick_face.py).
     analysis = opencv_pool.analyze(
         (dev / "multi" / "selfie-many-people.jpg").read_bytes(), max_pixels=40_000_000, max_faces=1, crops=False
     )

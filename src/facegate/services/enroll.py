@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 import uuid
 from concurrent.futures import Future
@@ -25,7 +26,7 @@ from facegate.services.runtime import Runtime
 from facegate.services.schemas import BoxPublic, EnrollResult, FacePublic, Rejection, Upload
 from facegate.store.base import NewFace, NewImage, PersonCreate
 from facegate.vision.analysis import FaceAnalysis, ImageAnalysis
-from facegate.vision.engine import EngineInfo
+from facegate.vision.engine import Box, EngineInfo
 from facegate.vision.images import probe
 from facegate.vision.quality import enrollment_rejection
 
@@ -69,23 +70,54 @@ def pick_face(analysis: ImageAnalysis, rules: EnrollSettings) -> tuple[FaceAnaly
     """The one face to enroll from a photo, or the reason there is none."""
     if not analysis.faces:
         return None, "no_face"
-    boxes = analysis.boxes
-    if len(boxes) > 1:
-        largest = boxes[0]
-        # A face cut by the photo's edge among others is usually a bystander leaning in (a selfie's corner),
-        # so it never counts as the subject, however large.
-        cut = (
-            largest.left <= 0
-            or largest.top <= 0
-            or largest.left + largest.width >= analysis.width
-            or largest.top + largest.height >= analysis.height
-        )
-        dominant = not cut and largest.area >= rules.dominant_ratio * boxes[1].area
-        if rules.multiple_faces == "reject" or not dominant:
-            return None, "multiple_faces"
+    if len(analysis.boxes) > 1 and (rules.multiple_faces == "reject" or not dominates(analysis, rules)):
+        return None, "multiple_faces"
     face = analysis.faces[0]
     reason = enrollment_rejection(face.box, face.detector_score, face.sharpness, rules)
     return (None, reason) if reason else (face, None)
+
+
+def centre_offset(box: Box, width: int, height: int) -> float:
+    """Distance from the box's centre to the photo's centre, in fractions of the photo's width and height
+    (0 at the centre, 0.5 at the middle of an edge, ~0.71 in a corner)."""
+    dx = (box.left + box.width / 2) / width - 0.5
+    dy = (box.top + box.height / 2) / height - 0.5
+    return math.hypot(dx, dy)
+
+
+def cut_by_edge(box: Box, width: int, height: int) -> bool:
+    return box.left <= 0 or box.top <= 0 or box.left + box.width >= width or box.top + box.height >= height
+
+
+def dominates(analysis: ImageAnalysis, rules: EnrollSettings) -> bool:
+    """Whether the largest face is clearly the photo's subject, so that a person would not hesitate.
+
+    - A face cut by the photo's edge away from its centre is a bystander leaning in (a selfie's corner): it
+      never counts as the subject, however large. A central face that touches the edge is a close-up or an
+      aligned crop (LFW's funneled photos), not a bystander.
+    - The largest face is the subject when it is `dominant_ratio` x the area of every other face.
+    - Otherwise, when the photo is framed on it (its centre within `central_offset` of the photo's centre) and
+      only one other face comes close in size, that face lying at least `central_margin` farther from the
+      centre: centrality counts as `central_weight` x its area against that face.
+    Two people of comparable size side by side, or a group, are refused. Only geometry is used: enroll
+    analyses the largest face alone, so the others have no score or sharpness here (see EnrollSettings).
+    """
+    width, height = analysis.width, analysis.height
+    largest, others = analysis.boxes[0], analysis.boxes[1:]
+    offset = centre_offset(largest, width, height)
+    central = offset < rules.central_offset
+    if not central and cut_by_edge(largest, width, height):
+        return False
+    rivals = [b for b in others if largest.area < rules.dominant_ratio * b.area]
+    if not rivals:
+        return True
+    if not central or len(rivals) > 1:
+        return False
+    [rival] = rivals
+    return (
+        centre_offset(rival, width, height) >= offset + rules.central_margin
+        and largest.area * rules.central_weight >= rules.dominant_ratio * rival.area
+    )
 
 
 def _all_rejected_error(rejected: list[Rejection], image_errors: list[FacegateError]) -> FacegateError:
