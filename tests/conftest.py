@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facegate.app import create_app
-from facegate.config import DlibEngineSettings, OpenCVEngineSettings, Settings
+from facegate.config import DlibEngineSettings, FusionEngineSettings, OpenCVEngineSettings, Settings
 from facegate.services import keys as keys_service
 from facegate.services.runtime import Runtime
 from facegate.vision.pool import EnginePool
@@ -59,6 +59,14 @@ def opencv_pool() -> Iterator[EnginePool]:
 @pytest.fixture(scope="session")
 def dlib_pool() -> Iterator[EnginePool]:
     pool = EnginePool(DlibEngineSettings(), workers=2)
+    pool.open()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def fusion_pool() -> Iterator[EnginePool]:
+    pool = EnginePool(FusionEngineSettings(), workers=2)
     pool.open()
     yield pool
     pool.close()

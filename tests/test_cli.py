@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select, update
 from typer.testing import CliRunner, Result
 
+from facegate.calibration import Calibration, shipped
 from facegate.cli import app
 from facegate.config import Settings
-from facegate.services import audit
+from facegate.services import audit, evaluation
 from facegate.services import identify as identify_service
 from facegate.services import keys as keys_service
 from facegate.services.runtime import Runtime
@@ -98,17 +99,34 @@ def test_enroll_needs_person_folders(data_dir: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_eval_reports_pairs_calibration_and_open_set(dev: Path, tmp_path: Path, data_dir: Path) -> None:
-    out = tmp_path / "eval.json"
-    result = runner.invoke(app, ["eval", str(dev), "--output", str(out)])
+def test_calibrate_writes_what_eval_then_reads(dev: Path, tmp_path: Path, data_dir: Path) -> None:
+    # A small labelled set: the dev people with the most photos (the command is the same at any size).
+    small = tmp_path / "faceset"
+    small.mkdir()
+    people = [p for p in dev.iterdir() if p.is_dir() and p.name not in evaluation.NON_IDENTITY_DIRS]
+    for folder in sorted(people, key=lambda p: (-len(list(p.iterdir())), p.name))[:6]:
+        (small / folder.name).symlink_to(folder, target_is_directory=True)
+    cache, written, report = tmp_path / "cache", tmp_path / "calibration.json", tmp_path / "report.json"
+
+    options = ["--false-accepts", "0.05", "--gallery", "5", "--output", str(written), "--report", str(report)]
+    result = runner.invoke(app, ["calibrate", str(small), *options, "--cache", str(cache)])
+
     assert result.exit_code == 0, result.output
-    report = json.loads(out.read_text())
-    assert report["engine"]["name"] == "opencv"
-    assert report["pairs"]["usable"] == report["pairs"]["pairs"] > 0
-    assert 0.5 <= report["pairs"]["at_default"]["accuracy"] <= 1.0
-    assert report["calibration"]["impostor_pairs"] > 1000
-    assert 0.0 < report["calibration"]["threshold_all_data"] < 2.0
-    assert 0.0 <= report["open_set"]["rank1"] <= 1.0
+    fitted = Calibration.model_validate_json(written.read_text())
+    assert fitted.gallery_people == 5 and "5% false accepts" in fitted.operating_point
+    assert fitted.fusion.band_low <= fitted.fusion.threshold <= fitted.fusion.band_high
+    checked = json.loads(report.read_text())["cross_validated"]
+    assert set(checked) >= {"opencv", "dlib", "fusion", "fold_thresholds"}
+    assert len(list(cache.glob("*.npz"))) == 2  # the fused pass and the dlib pass
+
+    # eval reuses the cached embeddings and reports each engine at the shipped thresholds
+    out = tmp_path / "eval.json"
+    result = runner.invoke(app, ["eval", str(small), "--cache", str(cache), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "TAR at FAR 0.1%" in result.output
+    engines = json.loads(out.read_text())["engines"]
+    assert engines["fusion"]["threshold"] == shipped().fusion.threshold
+    assert engines["opencv"]["open_set"]["1_photos"]["closed_set_rank1"]["n"] > 0
 
 
 def test_eval_rejects_a_missing_faceset(tmp_path: Path, data_dir: Path) -> None:

@@ -18,9 +18,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from facegate.config import DlibEngineSettings, OpenCVEngineSettings, Settings
+from facegate import calibration
+from facegate.config import DlibEngineSettings, FusionEngineSettings, OpenCVEngineSettings, Settings
 from facegate.errors import ConfigurationError, Conflict, FacegateError, Unprocessable
 from facegate.services import audit, evaluation, maintenance
+from facegate.services import calibration as calibration_service
 from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import keys as keys_service
@@ -29,7 +31,6 @@ from facegate.services import reindex as reindex_service
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import PersonUpdate, Upload
 from facegate.store.factory import build_repository
-from facegate.vision.pool import EnginePool
 
 
 class _Commands(TyperGroup):
@@ -55,7 +56,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 EngineOption = Annotated[
-    str | None, typer.Option("--engine", help="opencv (default) or dlib; overrides FACEGATE_ENGINE__TYPE")
+    str | None,
+    typer.Option("--engine", help="opencv (default), dlib or fusion; overrides FACEGATE_ENGINE__TYPE"),
 ]
 
 
@@ -66,8 +68,10 @@ def _settings(engine: str | None = None) -> Settings:
         settings.engine = DlibEngineSettings()
     elif engine == "opencv":
         settings.engine = OpenCVEngineSettings()
+    elif engine == "fusion":
+        settings.engine = FusionEngineSettings()
     elif engine is not None:
-        raise typer.BadParameter("engine must be opencv or dlib")
+        raise typer.BadParameter("engine must be opencv, dlib or fusion")
     return settings
 
 
@@ -320,72 +324,134 @@ def purge(
 def reindex(engine: EngineOption = None) -> None:
     """Embed stored photos with the current engine (after switching engines or model versions)."""
     with _runtime(engine) as rt:
-        pending = len(reindex_service.images_without_current_embedding(rt))
+        pending = len(reindex_service.missing_embeddings(rt))
         with _progress() as progress:
             task = progress.add_task("Re-embedding", total=pending)
             result = reindex_service.reindex(rt, progress=lambda n: progress.advance(task, n))
-    console.print(f"Added {result.added} embeddings from {result.images} photos for engine {rt.engine.info.name}.")
+    console.print(f"Added {result.added} embeddings from {result.images} photos for engine {rt.engine.info.label}.")
     for failure in result.failed:
         console.print(f"  [yellow]skipped[/yellow] {failure}")
 
 
-def _print_eval(report: dict[str, Any]) -> None:
-    table = Table(title=f"{report['engine']['name']} on {report['faceset']['root']}")
-    table.add_column("measure")
-    table.add_column("value")
-    pairs = report["pairs"]
-    for key in ("at_default", "at_best_threshold", "tar_at_far_1pct"):
-        if key in pairs:
-            v = pairs[key]
-            table.add_row(
-                f"pairs {key}", f"acc {v['accuracy']:.3f}  TAR {v['tar']:.3f}  FAR {v['far']:.4f}  t={v['threshold']}"
-            )
-    c = report["calibration"]
-    table.add_row(
-        f"threshold @ FAR {c['target_far']}",
-        f"{c['threshold_all_data']} (held-out FAR {c['held_out_far']:.4f}, TAR {c['held_out_tar']:.3f})",
-    )
-    o = report["open_set"]
-    table.add_row("open-set rank-1", f"{o['rank1']:.3f}")
-    table.add_row("open-set identified @ threshold", f"{o['identified_at_threshold']:.3f}")
-    table.add_row("open-set false accepts (unknown people)", f"{o['false_accept_rate_unknown']:.3f}")
-    table.add_row("photos without a face", str(len(report["faceset"]["no_face"])))
+def _cell(measure: dict[str, Any] | None) -> str:
+    if not measure or measure.get("value") is None:
+        return "-"
+    ci = measure.get("ci95")
+    text = f"{measure['value']:.3f}"
+    return f"{text} [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] is not None else text
+
+
+def _print_accuracy(title: str, report: dict[str, Any]) -> None:
+    engines = [name for name in evaluation.SYSTEMS if name in report]
+    table = Table(title=title)
+    table.add_column("measure (95% interval, resampling people)")
+    for name in engines:
+        table.add_column(name)
+    table.add_row("threshold", *(str(report[n]["threshold"]) for n in engines))
+    for n in evaluation.PHOTOS_PER_PERSON:
+        key = f"{n}_photos"
+        rows = {
+            f"open-set rank-1 at threshold, {n} photo(s)/person": "rank1_identified_at_threshold",
+            f"false accepts on unknown people, {n} photo(s)": "false_accepts_unknown",
+            f"closed-set rank-1, {n} photo(s)": "closed_set_rank1",
+        }
+        for label, measure in rows.items():
+            table.add_row(label, *(_cell(report[e]["open_set"][key][measure]) for e in engines))
+    table.add_row("pairs accuracy at threshold", *(_cell(report[e]["pairs_accuracy_at_threshold"]) for e in engines))
+    table.add_row("TAR at FAR 0.1%", *(_cell(report[e]["tar_at_far_0.001"]) for e in engines))
+    share = [str(report[e]["open_set"]["1_photos"]["second_descriptor_share"]) for e in engines]
+    table.add_row("probes needing the second descriptor", *share)
     console.print(table)
+
+
+CacheOption = Annotated[
+    Path | None, typer.Option(help="Keep the embeddings in this folder and reuse them on the next run")
+]
+
+
+def _measure(faceset: Path, settings: Settings, cache: Path | None) -> tuple[evaluation.FaceSet, evaluation.Distances]:
+    try:
+        data = evaluation.load_faceset(faceset)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    photos = sum(len(v) for v in data.photos.values())
+    with _progress() as progress:
+        task = progress.add_task("Embedding (fused engine, then dlib)", total=2 * photos)
+        distances = evaluation.measure(data, settings, cache=cache, progress=lambda n: progress.advance(task, n))
+    return data, distances
+
+
+def _write_json(path: Path | None, report: dict[str, Any]) -> None:
+    if path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"Report written to {path}")
 
 
 @app.command("eval")
 def eval_command(
     faceset: Annotated[Path, typer.Argument(help="Folder of <identity>/<photos>, optionally with pairs.csv")],
-    engine: EngineOption = None,
-    target_far: Annotated[float, typer.Option(help="False-match rate the threshold is calibrated for")] = 0.0001,
+    cross_validate: Annotated[
+        bool,
+        typer.Option(help="Fit thresholds on 4/5 of the people and measure on the rest (for the calibration set)"),
+    ] = False,
     output: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
+    cache: CacheOption = None,
 ) -> None:
-    """Accuracy on a labelled face set: pairs, calibrated threshold, open-set identification."""
-    settings = _settings(engine)
-    try:
-        data = evaluation.load_faceset(faceset)
-    except FacegateError as exc:
-        raise _fail(exc) from exc
-    pool = EnginePool(settings.engine, settings.worker_count, limits=settings.limits, when_full="wait")
-    with err_console.status("Starting the engine..."):
-        pool.open()
-    try:
-        with _progress() as progress:
-            task = progress.add_task("Embedding", total=sum(len(v) for v in data.photos.values()))
-            report = evaluation.evaluate(
-                data,
-                pool,
-                max_pixels=settings.limits.max_image_pixels,
-                target_far=target_far,
-                progress=lambda n: progress.advance(task, n),
-            )
-    finally:
-        pool.close()
-    _print_eval(report)
-    if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"Report written to {output}")
+    """Accuracy of every engine at the shipped thresholds: open-set identification with 1, 3 and 5 photos per
+    person, closed-set rank-1, pairs accuracy, TAR at FAR 0.1%, with 95% intervals."""
+    settings = _settings()
+    data, distances = _measure(faceset, settings, cache)
+    shipped_calibration = calibration.shipped()
+    if cross_validate:
+        results = calibration_service.cross_validate(
+            distances,
+            false_accepts=shipped_calibration.false_accepts,
+            gallery_people=shipped_calibration.gallery_people,
+        )
+    else:
+        results = evaluation.evaluate(distances, shipped_calibration)
+    report = {
+        "faceset": evaluation.describe(data, distances),
+        "calibration": shipped_calibration.model_dump(),
+        "cross_validated": cross_validate,
+        "engines": results,
+    }
+    kind = "cross-validated" if cross_validate else "shipped thresholds"
+    _print_accuracy(f"{data.root} ({kind})", results)
+    _write_json(output, report)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    faceset: Annotated[Path, typer.Argument(help="Labelled face set to fit on (never the photos you test on)")],
+    false_accepts: Annotated[
+        float, typer.Option(min=0.0001, max=0.5, help="Share of unknown faces that may be taken for someone")
+    ] = 0.01,
+    gallery: Annotated[int, typer.Option(min=1, help="...with this many people enrolled, one photo each")] = 100,
+    output: Annotated[
+        Path, typer.Option(help="Where the calibration goes (default: the file the package reads)")
+    ] = calibration.SHIPPED,
+    report: Annotated[Path | None, typer.Option(help="Also write the cross-validation report here")] = None,
+    cache: CacheOption = None,
+) -> None:
+    """Fit every engine's threshold (and the fused engine's normalisation and band) for an operating point,
+    cross-validated by people, and write what the package ships."""
+    settings = _settings()
+    data, distances = _measure(faceset, settings, cache)
+    fitted = calibration_service.fit(distances, false_accepts=false_accepts, gallery_people=gallery)
+    checked = calibration_service.cross_validate(distances, false_accepts=false_accepts, gallery_people=gallery)
+    output.write_text(fitted.model_dump_json(indent=2) + "\n")
+    console.print(f"{fitted.operating_point}. Calibration written to {output}")
+    _print_accuracy(f"{data.root} (cross-validated: fitted on 4/5 of the people, measured on the rest)", checked)
+    _write_json(
+        report,
+        {
+            "faceset": evaluation.describe(data, distances),
+            "calibration": fitted.model_dump(),
+            "cross_validated": checked,
+        },
+    )
 
 
 @app.command("bench")

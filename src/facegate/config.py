@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, Field, ModelWrapValidatorHandler, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from facegate.calibration import shipped
 from facegate.config_sources import layered_sources, validate_with_report
 
 # How embeddings are compared; shared vocabulary of the vision and index layers.
@@ -36,14 +37,10 @@ class OpenCVEngineSettings(BaseModel):
     # also decoded at reduced scale down to this). 800 found the same faces as 1000 on every dev multi-face
     # photo at half the detection time; raise it for crowds of small faces.
     max_detect_side: int = Field(800, ge=160)
-    # Cosine distance (1 - cosine similarity) at or below which two faces are the same person.
-    # Calibrated, not fitted: the distance at which a normal fitted to all 8,007 different-person photo pairs
-    # of the dev set puts a 1e-4 false-match rate (0.566; 5 folds by identity: held-out FAR 0, TAR 0.987),
-    # rounded to the stricter side. 1e-4 rather than 1e-3 because identify compares an unknown face with
-    # every enrolled person: its false-accept rate is about gallery size x this rate. OpenCV documents
-    # similarity 0.363 (distance 0.637) which our closest different-person pairs (0.55) undercut.
-    # See bench/results/eval-opencv.json and `facegate eval`.
-    threshold: float = Field(0.56, gt=0.0, lt=2.0)
+    # Cosine distance (1 - cosine similarity) at or below which two faces are the same person. Default: the
+    # shipped calibration (calibration.json, `facegate calibrate`): the distance that accepts the target share
+    # of different-person pairs of the calibration set (370 identities), checked on held-out identities.
+    threshold: float = Field(default_factory=lambda: shipped().opencv.threshold, gt=0.0, lt=2.0)
 
 
 class DlibEngineSettings(BaseModel):
@@ -56,12 +53,37 @@ class DlibEngineSettings(BaseModel):
     max_detect_side: int = Field(1000, ge=160)
     min_detect_side: int = Field(640, ge=80)
     num_jitters: int = Field(1, ge=1, le=100)
-    # Euclidean distance between descriptors. dlib documents 0.6; calibrated like the default engine for a
-    # 1e-4 false-match rate (0.509), rounded to the stricter side. See bench/results/eval-dlib.json.
-    threshold: float = Field(0.50, gt=0.0, lt=2.0)
+    # Euclidean distance between descriptors (dlib documents 0.6). Default: the shipped calibration, set for the
+    # same false-match rate as the other engines.
+    threshold: float = Field(default_factory=lambda: shipped().dlib.threshold, gt=0.0, lt=2.0)
 
 
-EngineSettings = Annotated[OpenCVEngineSettings | DlibEngineSettings, Field(discriminator="type")]
+class FusionEngineSettings(BaseModel):
+    """YuNet detection once; SFace decides, and a dlib ResNet descriptor of the same face (dlib's 5-point
+    landmarks inside YuNet's box) is added only when SFace's distance falls in the band where the two can
+    disagree. Scores are combined after a per-engine normalisation learnt on the calibration set
+    (`facegate.vision.engine.FusionRule`). Stored faces carry both descriptors."""
+
+    type: Literal["fusion"] = "fusion"
+    # Detection, alignment and the primary descriptor (its threshold is not used: `threshold` below is).
+    opencv: OpenCVEngineSettings = Field(default_factory=OpenCVEngineSettings)
+    num_jitters: int = Field(1, ge=1, le=100)
+    # A fused distance, on SFace's cosine-distance scale (see FusionRule).
+    threshold: float = Field(default_factory=lambda: shipped().fusion.threshold, gt=0.0, lt=2.0)
+    # SFace distances in [band_low, band_high] are unsure: the dlib descriptor is computed and fused.
+    band_low: float = Field(default_factory=lambda: shipped().fusion.band_low, ge=0.0, le=2.0)
+    band_high: float = Field(default_factory=lambda: shipped().fusion.band_high, ge=0.0, le=2.0)
+
+    @model_validator(mode="after")
+    def _band_in_order(self) -> FusionEngineSettings:
+        if self.band_low > self.band_high:
+            raise ValueError("band_low must not exceed band_high")
+        return self
+
+
+EngineSettings = Annotated[
+    OpenCVEngineSettings | DlibEngineSettings | FusionEngineSettings, Field(discriminator="type")
+]
 
 
 class SQLDatabaseSettings(BaseModel):

@@ -26,7 +26,7 @@ def test_reindex_makes_people_enrolled_under_another_engine_searchable(
     dlib.open()
     try:
         assert len(dlib.index) == 0  # SFace embeddings are never loaded into a dlib index
-        assert len(reindex_service.images_without_current_embedding(dlib)) == 3
+        assert len(reindex_service.missing_embeddings(dlib)) == 3
         # One stored photo has gone missing from the blob store: it is reported, the others are re-embedded.
         [face] = dlib.store.list_faces(lost.person.id)
         key = dlib.store.get_face(lost.person.id, face.id)[1].blob_key

@@ -204,7 +204,9 @@ def _analyze(
             continue
         seen.add(sha)
         try:
-            future = rt.engine.submit(upload.data, max_pixels=limits.max_image_pixels, max_faces=1, crops=False)
+            future = rt.engine.submit(
+                upload.data, max_pixels=limits.max_image_pixels, max_faces=1, crops=False, secondary="embed"
+            )
         except UnsupportedImage as exc:  # e.g. a photo that crashed an engine worker before: this photo only
             rejected.append((Rejection(filename=upload.filename, reason=exc.code, message=exc.message), exc))
             continue
@@ -237,21 +239,28 @@ _REASON_TEXT = {
 }
 
 
-def new_face(face: FaceAnalysis, info: EngineInfo) -> NewFace:
-    """The stored form of one face: its box, quality, and embedding tagged with the engine that made it."""
+def new_faces(face: FaceAnalysis, info: EngineInfo) -> list[NewFace]:
+    """The stored form of one face: its box, quality, and embedding tagged with the engine that made it; with
+    the fused engine, a second row holds the second descriptor (tagged with its own engine)."""
     box = face.box
-    return NewFace(
-        left=box.left,
-        top=box.top,
-        width=box.width,
-        height=box.height,
-        quality=face.quality,
-        detector_score=face.detector_score,
-        sharpness=face.sharpness,
-        engine=info.name,
-        model_version=info.model_version,
-        embedding=face.embedding.astype("<f4").tobytes(),
-    )
+    embeddings = [(info, face.embedding)]
+    if info.secondary is not None and face.secondary is not None:
+        embeddings.append((info.secondary, face.secondary))
+    return [
+        NewFace(
+            left=box.left,
+            top=box.top,
+            width=box.width,
+            height=box.height,
+            quality=face.quality,
+            detector_score=face.detector_score,
+            sharpness=face.sharpness,
+            engine=space.name,
+            model_version=space.model_version,
+            embedding=vector.astype("<f4").tobytes(),
+        )
+        for space, vector in embeddings
+    ]
 
 
 def _store(
@@ -286,7 +295,7 @@ def _store(
                 filename=item.upload.filename[:300],
                 width=item.analysis.width,
                 height=item.analysis.height,
-                faces=[new_face(item.face, info)],
+                faces=new_faces(item.face, info),
             )
         )
     keys = [image.blob_key for image in images]
@@ -304,6 +313,9 @@ def _store(
             quality=f.quality,
             filename=item.upload.filename,
         )
-        for f, item in zip(faces, accepted, strict=True)
+        # One face per photo in the answer: the primary embedding's row (the fused engine stores two).
+        for f, item in zip(
+            [f for f in faces if (f.engine, f.model_version) == (info.name, info.model_version)], accepted, strict=True
+        )
     ]
     return EnrollResult(person=to_public(person), faces=public_faces, rejected=rejected)

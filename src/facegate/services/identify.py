@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 
 from facegate.errors import InvalidInput, NotFound
 from facegate.index.base import best_per_person
+from facegate.services.fusion import rescore
 from facegate.services.runtime import Runtime
-from facegate.services.schemas import BoxPublic, Candidate, IdentifiedFace, IdentifyResult
+from facegate.services.schemas import BoxPublic, Candidate, IdentifiedFace, IdentifyResult, UnknownReason
 from facegate.store.base import NewMatch, StoredCandidate
-from facegate.vision.analysis import ImageAnalysis
+from facegate.vision.analysis import FaceAnalysis, ImageAnalysis
 from facegate.vision.engine import confidence
+from facegate.vision.quality import enrollment_rejection
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ def identify(
         max_pixels=settings.limits.max_image_pixels,
         max_faces=max_faces,
         crops=settings.identify.keep_crops,
+        secondary="input",
     )
     rt.telemetry.engine_seconds.labels(operation="identify").observe(time.perf_counter() - started)
     try:
@@ -66,13 +69,15 @@ def _match_and_record(
     info = rt.engine.info
     request_id = str(uuid.uuid4())
     rt.sync_index_if_due()
-    per_face = [best_per_person(rt.index.search(f.embedding, top_k * FACES_PER_PERSON), top_k) for f in analysis.faces]
+    searched = [rt.index.search(f.embedding, top_k * FACES_PER_PERSON) for f in analysis.faces]
+    searched, fused = rescore(rt, analysis.faces, searched, threshold)
+    per_face = [best_per_person(hits, top_k) for hits in searched]
     names = rt.store.names_of({h.person_id for hits in per_face for h in hits})
     now = datetime.now(UTC)
     crops: list[tuple[str, bytes]] = []
     faces: list[IdentifiedFace] = []
     records: list[NewMatch] = []
-    for i, (face, hits) in enumerate(zip(analysis.faces, per_face, strict=True)):
+    for i, (face, hits, was_fused) in enumerate(zip(analysis.faces, per_face, fused, strict=True)):
         # A hit whose person was deleted after the search is dropped rather than reported.
         candidates = [
             Candidate(
@@ -110,7 +115,16 @@ def _match_and_record(
                 crop_key=crop_key,
             )
         )
-        faces.append(IdentifiedFace(box=BoxPublic.of(box), quality=face.quality, match=match, candidates=candidates))
+        faces.append(
+            IdentifiedFace(
+                box=BoxPublic.of(box),
+                quality=face.quality,
+                match=match,
+                candidates=candidates,
+                reason=None if match else _unknown_reason(rt, face, candidates),
+                decided_by="fusion" if was_fused else info.name,
+            )
+        )
     if records:
         rt.put_blobs(crops)
         try:
@@ -125,3 +139,11 @@ def _match_and_record(
     return IdentifyResult(
         request_id=request_id, width=analysis.width, height=analysis.height, threshold=threshold, faces=faces
     )
+
+
+def _unknown_reason(rt: Runtime, face: FaceAnalysis, candidates: list[Candidate]) -> UnknownReason:
+    """Why a face came back unknown. A face enrollment would refuse (too small, blurred, faint) is reported as
+    low_quality first: its distances say little, and a better photo is what helps."""
+    if enrollment_rejection(face.box, face.detector_score, face.sharpness, rt.settings.enroll):
+        return "low_quality"
+    return "above_threshold" if candidates else "no_candidate"

@@ -125,6 +125,8 @@ IDENTIFY_EXAMPLE: dict[str, Any] = {
                 },
             ],
             "match_id": 2,
+            "reason": None,
+            "decided_by": "opencv",
         },
         {
             "box": {"left": 402, "top": 388, "width": 151, "height": 197},
@@ -139,6 +141,8 @@ IDENTIFY_EXAMPLE: dict[str, Any] = {
                 }
             ],
             "match_id": 3,
+            "reason": "above_threshold",
+            "decided_by": "opencv",
         },
     ],
 }
@@ -148,6 +152,9 @@ class EnrollResult(BaseModel):
     person: PersonPublic
     faces: list[FacePublic]
     rejected: list[Rejection] = Field(description="Photos not enrolled, each with a reason code (e.g. `no_face`)")
+
+
+UnknownReason = Literal["no_candidate", "above_threshold", "low_quality"]
 
 
 class Candidate(BaseModel):
@@ -163,6 +170,15 @@ class IdentifiedFace(BaseModel):
     match: Candidate | None = Field(description="The best candidate if within the threshold; null for an unknown face")
     candidates: list[Candidate] = Field(description="Nearest first, one per person, whether or not they matched")
     match_id: int | None = Field(None, description="This face's entry in match history")
+    reason: UnknownReason | None = Field(
+        None,
+        description="Why the face is unknown (null when matched): no_candidate (nobody enrolled to compare with), "
+        "above_threshold (the nearest person, first in candidates, is farther than the threshold), "
+        "low_quality (no match, and the face is too small, blurred or faint to be sure: try a better photo)",
+    )
+    decided_by: str = Field(
+        description="Which score decided: the engine's name, or 'fusion' when the second descriptor was fused in"
+    )
 
 
 class IdentifyResult(BaseModel):
@@ -178,6 +194,10 @@ class CompareResult(BaseModel):
     distance: float
     confidence: float
     threshold: float
+    decided_by: str = Field(
+        description="Which score was held against the threshold: the engine's name, or 'fusion' when the second "
+        "descriptor was fused in (distance is then the fused distance, on the primary engine's scale)"
+    )
     box_a: BoxPublic
     box_b: BoxPublic
 

@@ -328,6 +328,11 @@ class Repository(Protocol):
         """Ids of images with no face embedded by this engine and model version."""
         ...
 
+    def sibling_embeddings(self, face_ids: Collection[int], engine: str, model_version: str) -> dict[int, bytes]:
+        """For each of `face_ids`, the embedding another engine (`engine`, `model_version`) made of the same
+        photo, where there is one (the fused engine's second descriptor)."""
+        ...
+
     def get_image(self, image_id: str) -> ImageRow | None: ...
 
     def add_faces(self, faces: list[tuple[str, NewFace]]) -> list[FaceRow]:

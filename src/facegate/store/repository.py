@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
 
 from facegate.config import SQLDatabaseSettings
@@ -456,6 +456,23 @@ class SQLRepository:
         )
         with self.db.session() as session:
             return list(session.scalars(select(ImageRecord.id).where(~current).order_by(ImageRecord.id)))
+
+    def sibling_embeddings(self, face_ids: Collection[int], engine: str, model_version: str) -> dict[int, bytes]:
+        sibling = aliased(FaceRecord)
+        result: dict[int, bytes] = {}
+        with self.db.session() as session:
+            for chunk in _chunks(sorted(set(face_ids))):
+                query = (
+                    select(FaceRecord.id, sibling.embedding)
+                    .join(sibling, sibling.image_id == FaceRecord.image_id)
+                    .where(
+                        FaceRecord.id.in_(chunk),
+                        sibling.engine == engine,
+                        sibling.model_version == model_version,
+                    )
+                )
+                result.update((int(face_id), bytes(vector)) for face_id, vector in session.execute(query))
+        return result
 
     def get_image(self, image_id: str) -> ImageRow | None:
         with self.db.session() as session:

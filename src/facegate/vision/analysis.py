@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
-from facegate.vision.engine import BGRImage, Box, Embedding, FaceEngine
+from facegate.vision.engine import BGRImage, Box, Embedding, FaceEngine, FusedFaceEngine
 from facegate.vision.images import decode, encode_jpeg, probe
 from facegate.vision.quality import quality_score, sharpness
 
 CROP_MARGIN = 0.2
+
+# What a fused engine does with its second descriptor: nothing, prepare its input (the aligned chip, for a
+# later `embed_secondary` if the decision needs it), or compute it now (enrollment stores both).
+Secondary = Literal["none", "input", "embed"]
 
 
 @dataclass
@@ -19,6 +24,8 @@ class FaceAnalysis:
     quality: float
     embedding: Embedding
     crop_jpeg: bytes | None
+    secondary: Embedding | None = None
+    secondary_input: BGRImage | None = None
 
 
 @dataclass
@@ -55,12 +62,13 @@ def analyze(
     crops: bool,
     decode_side: int = 0,
     max_decoded_pixels: int | None = None,
+    secondary: Secondary = "none",
 ) -> ImageAnalysis:
     """Find every face; align, embed and measure the `max_faces` largest.
 
     Boxes are in pixels of the upright original image, even when a large image was decoded at reduced scale
     (`decode_side`: the smallest longer side the decoded image may have; 0 decodes at full size).
-    `max_decoded_pixels`: see `images.decode`.
+    `max_decoded_pixels`: see `images.decode`. `secondary`: see `Secondary` (ignored by single engines).
     """
     header = probe(data, max_pixels)
     image = decode(data, max_pixels, min_side=decode_side, max_decoded_pixels=max_decoded_pixels)
@@ -70,11 +78,13 @@ def analyze(
     width, height = (header.height, header.width) if rotated else (header.width, header.height)
     scale = w / width
     detections = sorted(engine.detect(image), key=lambda d: d.box.area, reverse=True)
+    fused = engine if secondary != "none" and isinstance(engine, FusedFaceEngine) else None
     faces = []
     for det in detections[:max_faces]:
         aligned = engine.align(image, det)
         sharp = sharpness(aligned)
         box = _to_original(det.box, scale, width, height)
+        chip = fused.secondary_input(image, det) if fused else None
         faces.append(
             FaceAnalysis(
                 box=box,
@@ -83,6 +93,8 @@ def analyze(
                 quality=quality_score(box, det.score, sharp),
                 embedding=engine.embed(aligned),
                 crop_jpeg=encode_jpeg(crop(image, det.box)) if crops else None,
+                secondary=fused.embed_secondary(chip) if fused and chip is not None and secondary == "embed" else None,
+                secondary_input=chip if secondary == "input" else None,
             )
         )
     boxes = [_to_original(d.box, scale, width, height) for d in detections]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -29,14 +29,58 @@ class Box:
 
 
 @dataclass(frozen=True)
+class FusionRule:
+    """How a second descriptor sharpens the first one's decision (the fused engine).
+
+    Each engine's distance becomes a z-score against its different-person distances on the calibration set;
+    the mean of the two z-scores is standardised again (its own different-person mean and spread) and put
+    back on the primary engine's distance scale. So a fused distance reads like a primary distance: the
+    different-person pairs spread the same way, and one threshold serves both. The second descriptor is
+    only computed when the primary distance falls inside [band_low, band_high], where the two can disagree;
+    a threshold other than the calibrated `threshold` moves the band with it.
+    """
+
+    threshold: float
+    primary_mean: float
+    primary_std: float
+    secondary_mean: float
+    secondary_std: float
+    fused_mean: float
+    fused_std: float
+    band_low: float
+    band_high: float
+
+    def fused(self, primary: float, secondary: float) -> float:
+        z_primary = (primary - self.primary_mean) / self.primary_std
+        z_secondary = (secondary - self.secondary_mean) / self.secondary_std
+        z = (z_primary + z_secondary) / 2
+        return max(0.0, self.primary_mean + self.primary_std * (z - self.fused_mean) / self.fused_std)
+
+    def unsure(self, primary: float, threshold: float) -> bool:
+        shift = threshold - self.threshold
+        return bool(self.band_low + shift <= primary <= self.band_high + shift)
+
+
+@dataclass(frozen=True)
 class EngineInfo:
-    """Identifies the embedding space: embeddings are only comparable when name and version match."""
+    """Identifies the embedding space: embeddings are only comparable when name and version match.
+
+    `kind` is the configured engine type. The fused engine's embedding space is its primary engine's
+    (`name`, `model_version`); `secondary` names the second descriptor's space and `fusion` how the two
+    combine, with `threshold` on the primary's distance scale."""
 
     name: str
     model_version: str
     metric: Metric
     dim: int
     threshold: float
+    kind: str = ""
+    secondary: EngineInfo | None = None
+    fusion: FusionRule | None = None
+
+    @property
+    def label(self) -> str:
+        return self.kind or self.name
 
 
 @dataclass
@@ -62,6 +106,15 @@ class FaceEngine(Protocol):
     def align(self, image: BGRImage, detection: Detection) -> BGRImage: ...
 
     def embed(self, aligned: BGRImage) -> Embedding: ...
+
+
+@runtime_checkable
+class FusedFaceEngine(FaceEngine, Protocol):
+    """An engine with a second descriptor, computed from the same detection (see FusionRule)."""
+
+    def secondary_input(self, image: BGRImage, detection: Detection) -> BGRImage: ...
+
+    def embed_secondary(self, prepared: BGRImage) -> Embedding: ...
 
 
 def distance(metric: Metric, a: Embedding, b: Embedding) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from facegate.config import DlibEngineSettings, EngineSettings, OpenCVEngineSettings
+from facegate.config import DlibEngineSettings, EngineSettings, FusionEngineSettings, OpenCVEngineSettings
 from facegate.vision.engine import FaceEngine
 
 
@@ -15,4 +15,8 @@ def build_engine(settings: EngineSettings) -> FaceEngine:
         from facegate.vision.dlib_engine import DlibEngine
 
         return DlibEngine(settings)
+    if isinstance(settings, FusionEngineSettings):
+        from facegate.vision.fusion_engine import FusionEngine
+
+        return FusionEngine(settings)
     raise TypeError(f"Unknown engine settings: {type(settings).__name__}")

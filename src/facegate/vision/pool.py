@@ -28,22 +28,24 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-from facegate.config import EngineSettings, LimitSettings
+from facegate.config import EngineSettings, FusionEngineSettings, LimitSettings
 from facegate.errors import FacegateError, Unavailable, UnsupportedImage
-from facegate.vision.analysis import ImageAnalysis, analyze
-from facegate.vision.engine import EngineInfo, FaceEngine
+from facegate.vision.analysis import ImageAnalysis, Secondary, analyze
+from facegate.vision.engine import BGRImage, Embedding, EngineInfo, FaceEngine, FusedFaceEngine
 from facegate.vision.factory import build_engine
 
 log = logging.getLogger(__name__)
 
 WhenFull = Literal["refuse", "wait"]
+T = TypeVar("T")
 
 # Photos that crashed a worker, remembered per process (most recent last).
 CRASHED_MEMORY = 1000
@@ -172,6 +174,7 @@ def _analyze(
     crops: bool,
     decode_side: int,
     max_decoded_pixels: int,
+    secondary: Secondary,
     threads: int,
 ) -> ImageAnalysis:
     worker = _worker
@@ -190,7 +193,22 @@ def _analyze(
             crops=crops,
             decode_side=decode_side,
             max_decoded_pixels=max_decoded_pixels,
+            secondary=secondary,
         )
+    finally:
+        worker.slots.mark(worker.index, _NO_TASK)
+
+
+def _embed_secondary(prepared: list[BGRImage], digest: bytes, threads: int) -> list[Embedding]:
+    worker = _worker
+    if worker is None or not isinstance(worker.engine, FusedFaceEngine):  # pragma: no cover - guarded by the pool
+        raise Unavailable("This engine has no second descriptor.")
+    import cv2
+
+    cv2.setNumThreads(threads)
+    worker.slots.mark(worker.index, digest)
+    try:
+        return [worker.engine.embed_secondary(chip) for chip in prepared]
     finally:
         worker.slots.mark(worker.index, _NO_TASK)
 
@@ -311,7 +329,7 @@ class EnginePool:
         self._held: dict[int, int] = {}
         self._progress_at = time.monotonic()
         self._latency = 1.0  # seconds from submission to result, moving average
-        self._tasks: weakref.WeakKeyDictionary[Future[ImageAnalysis], _Task] = weakref.WeakKeyDictionary()
+        self._tasks: weakref.WeakKeyDictionary[Future[Any], _Task] = weakref.WeakKeyDictionary()
         self._crashed: OrderedDict[bytes, None] = OrderedDict()
         self._crashed_lock = threading.Lock()
 
@@ -346,10 +364,36 @@ class EnginePool:
 
     # --- Work ---
 
-    def submit(self, data: bytes, *, max_pixels: int, max_faces: int, crops: bool) -> Future[ImageAnalysis]:
+    def submit(
+        self, data: bytes, *, max_pixels: int, max_faces: int, crops: bool, secondary: Secondary = "none"
+    ) -> Future[ImageAnalysis]:
         """Queue one image. Raises EngineBusy when every slot is taken (see the module doc), UnsupportedImage
         (image_crashed_engine) for a photo that crashed a worker before, Unavailable when not started."""
         digest = hashlib.sha256(data).digest()
+        settings = self._settings
+        detect_side = (settings.opencv if isinstance(settings, FusionEngineSettings) else settings).max_detect_side
+        return self._submit(
+            _analyze,
+            digest,
+            data,
+            digest,
+            max_pixels,
+            max_faces,
+            crops,
+            detect_side,
+            self._limits.max_decoded_pixels,
+            secondary,
+        )
+
+    def embed_secondary(self, prepared: list[BGRImage]) -> list[Embedding]:
+        """The fused engine's second descriptors of faces analysed with secondary="input", as one task."""
+        if self.info.secondary is None:
+            raise Unavailable(f"The {self.info.label} engine has no second descriptor.")
+        digest = hashlib.sha256(b"".join(chip.tobytes() for chip in prepared)).digest()
+        return self.wait(self._submit(_embed_secondary, digest, prepared, digest))
+
+    def _submit(self, fn: Callable[..., T], digest: bytes, *args: Any) -> Future[T]:
+        """Run `fn(*args, threads)` in a worker, admitted and tracked like every task."""
         with self._crashed_lock:
             crashed = digest in self._crashed
         if crashed:
@@ -362,21 +406,11 @@ class EnginePool:
         threads = self._admit(thread)
         now = time.monotonic()
         task = _Task(digest, now, now + self._limits.engine_timeout_seconds, thread)
-        args = (
-            data,
-            digest,
-            max_pixels,
-            max_faces,
-            crops,
-            self._settings.max_detect_side,
-            self._limits.max_decoded_pixels,
-            threads,
-        )
         try:
             try:
-                future = generation.executor.submit(_analyze, *args)
+                future = generation.executor.submit(fn, *args, threads)
             except BrokenProcessPool:  # broke since the check above: once more on a fresh one
-                future = self._restarted().executor.submit(_analyze, *args)
+                future = self._restarted().executor.submit(fn, *args, threads)
         except BaseException:
             self._release(task, None)
             raise
@@ -385,7 +419,7 @@ class EnginePool:
         future.add_done_callback(lambda done: self._release(task, done))
         return future
 
-    def wait(self, future: Future[ImageAnalysis]) -> ImageAnalysis:
+    def wait(self, future: Future[T]) -> T:
         """The result of a submitted task, within the engine timeout counted from its submission.
 
         A worker that died (e.g. a native crash on a hostile file) breaks the whole executor: a fresh one is
@@ -415,8 +449,12 @@ class EnginePool:
                 ) from exc
             raise Unavailable("The face engine restarted; retry the request.", code="engine_restarted") from exc
 
-    def analyze(self, data: bytes, *, max_pixels: int, max_faces: int, crops: bool) -> ImageAnalysis:
-        return self.wait(self.submit(data, max_pixels=max_pixels, max_faces=max_faces, crops=crops))
+    def analyze(
+        self, data: bytes, *, max_pixels: int, max_faces: int, crops: bool, secondary: Secondary = "none"
+    ) -> ImageAnalysis:
+        return self.wait(
+            self.submit(data, max_pixels=max_pixels, max_faces=max_faces, crops=crops, secondary=secondary)
+        )
 
     def has_crashed(self, digest: bytes) -> bool:
         with self._crashed_lock:
@@ -454,7 +492,7 @@ class EnginePool:
             # under load each task gets its share, since one thread per process gives the best throughput.
             return max(1, self._cores // self._inflight)
 
-    def _release(self, task: _Task, future: Future[ImageAnalysis] | None) -> None:
+    def _release(self, task: _Task, future: Future[Any] | None) -> None:
         now = time.monotonic()
         with self._admission:
             self._inflight -= 1

@@ -1,0 +1,71 @@
+"""The fused engine: one YuNet detection, SFace first, and a dlib ResNet descriptor of the same face.
+
+SFace (the primary) gives the embedding that is indexed and searched. dlib's descriptor is taken from the same
+detection: its 5-point shape predictor runs inside YuNet's box and the aligned 150 px chip goes to the ResNet.
+The chip costs a few milliseconds; the ResNet about ten times what SFace costs, so identify asks for it only
+when SFace is unsure (`FusionRule.unsure`), through `embed_secondary`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facegate.calibration import shipped
+from facegate.config import DlibEngineSettings, FusionEngineSettings
+from facegate.vision.dlib_engine import DlibEngine
+from facegate.vision.engine import BGRImage, Detection, Embedding, EngineInfo, FusionRule
+from facegate.vision.opencv_engine import OpenCVEngine
+
+
+class FusionEngine:
+    def __init__(self, settings: FusionEngineSettings) -> None:
+        self._settings = settings
+        self._primary = OpenCVEngine(settings.opencv)
+        self._secondary = DlibEngine(DlibEngineSettings(num_jitters=settings.num_jitters))
+
+    @property
+    def info(self) -> EngineInfo:
+        s = self._settings
+        primary, secondary = self._primary.info, self._secondary.info
+        calibration = shipped()
+        return EngineInfo(
+            name=primary.name,
+            model_version=primary.model_version,
+            metric=primary.metric,
+            dim=primary.dim,
+            threshold=s.threshold,
+            kind="fusion",
+            secondary=secondary,
+            fusion=FusionRule(
+                threshold=s.threshold,
+                primary_mean=calibration.opencv.impostor_mean,
+                primary_std=calibration.opencv.impostor_std,
+                secondary_mean=calibration.fusion.secondary_mean,
+                secondary_std=calibration.fusion.secondary_std,
+                fused_mean=calibration.fusion.fused_mean,
+                fused_std=calibration.fusion.fused_std,
+                band_low=s.band_low,
+                band_high=s.band_high,
+            ),
+        )
+
+    def open(self) -> None:
+        self._primary.open()
+        self._secondary.open()
+
+    def detect(self, image: BGRImage) -> list[Detection]:
+        return self._primary.detect(image)
+
+    def align(self, image: BGRImage, detection: Detection) -> BGRImage:
+        return self._primary.align(image, detection)
+
+    def embed(self, aligned: BGRImage) -> Embedding:
+        return self._primary.embed(aligned)
+
+    def secondary_input(self, image: BGRImage, detection: Detection) -> BGRImage:
+        box = detection.box
+        corners = np.array([box.left, box.top, box.left + box.width, box.top + box.height], dtype=np.float32)
+        return self._secondary.align(image, Detection(box, detection.score, detection.landmarks, corners))
+
+    def embed_secondary(self, prepared: BGRImage) -> Embedding:
+        return self._secondary.embed(prepared)
