@@ -43,7 +43,7 @@ def problems(**env: str) -> list[str]:
 
 def test_defaults_and_keyword_arguments_are_unchanged(tmp_path: Path) -> None:
     settings = Settings()
-    assert settings.port == 8000 and settings.engine.type == "opencv" and settings.index.type == "hnsw"
+    assert settings.port == 8000 and settings.engine.type == "fusion" and settings.index.type == "hnsw"
     assert settings.aws_secrets is None and settings.secrets_dir is None and not settings.allow_unknown_env
 
     custom = Settings(data_dir=tmp_path, workers=2, database={"url": "sqlite:///x.db", "auto_migrate": True})
@@ -53,7 +53,7 @@ def test_defaults_and_keyword_arguments_are_unchanged(tmp_path: Path) -> None:
 def test_bad_values_are_one_line_each_naming_the_variable() -> None:
     assert problems(FACEGATE_PORT="abc", FACEGATE_ENGINE__TYPE="foo") == [
         "FACEGATE_PORT: input should be a valid integer, unable to parse string as an integer",
-        "FACEGATE_ENGINE__TYPE: input should be 'opencv' or 'dlib'",
+        "FACEGATE_ENGINE__TYPE: input should be 'opencv', 'dlib' or 'fusion'",
     ]
     # Inside a backend (the union's tag is not part of the variable name).
     assert problems(FACEGATE_ENGINE__TYPE="dlib", FACEGATE_ENGINE__DETECTOR="gpu") == [
@@ -178,7 +178,7 @@ def test_every_command_reports_configuration_errors_in_one_line_each_with_exit_c
     monkeypatch.setenv("FACEGATE_DATABSE__URL", "sqlite:///x.db")
     expected = [
         "error: FACEGATE_DATABSE__URL: unknown setting, did you mean FACEGATE_DATABASE__URL?",
-        "error: FACEGATE_ENGINE__TYPE: input should be 'opencv' or 'dlib'",
+        "error: FACEGATE_ENGINE__TYPE: input should be 'opencv', 'dlib' or 'fusion'",
     ]
     for command in (["serve"], ["migrate"], ["purge"], ["people", "list"], ["identify", __file__]):
         result = runner.invoke(app, command)

@@ -32,6 +32,7 @@ class FusionCalibration(BaseModel):
     secondary_std: float = Field(gt=0.0)
     fused_mean: float
     fused_std: float = Field(gt=0.0)
+    offset: float
     band_low: float
     band_high: float
 
@@ -44,6 +45,8 @@ class Calibration(BaseModel):
     gallery_people: int = Field(ge=1)
     false_accepts: float = Field(gt=0.0, lt=1.0)
     operating_point: str
+    # Made with flip test-time augmentation on (FACEGATE_ENGINE__FLIP).
+    flip: bool = False
     opencv: EngineCalibration
     dlib: EngineCalibration
     fusion: FusionCalibration

@@ -408,13 +408,15 @@ def eval_command(
             distances,
             false_accepts=shipped_calibration.false_accepts,
             gallery_people=shipped_calibration.gallery_people,
+            template=settings.identify.template,
         )
     else:
-        results = evaluation.evaluate(distances, shipped_calibration)
+        results = evaluation.evaluate(distances, shipped_calibration, settings.identify.template)
     report = {
         "faceset": evaluation.describe(data, distances),
         "calibration": shipped_calibration.model_dump(),
         "cross_validated": cross_validate,
+        "template": settings.identify.template,
         "engines": results,
     }
     kind = "cross-validated" if cross_validate else "shipped thresholds"
@@ -440,7 +442,9 @@ def calibrate_command(
     settings = _settings()
     data, distances = _measure(faceset, settings, cache)
     fitted = calibration_service.fit(distances, false_accepts=false_accepts, gallery_people=gallery)
-    checked = calibration_service.cross_validate(distances, false_accepts=false_accepts, gallery_people=gallery)
+    checked = calibration_service.cross_validate(
+        distances, false_accepts=false_accepts, gallery_people=gallery, template=settings.identify.template
+    )
     output.write_text(fitted.model_dump_json(indent=2) + "\n")
     console.print(f"{fitted.operating_point}. Calibration written to {output}")
     _print_accuracy(f"{data.root} (cross-validated: fitted on 4/5 of the people, measured on the rest)", checked)
@@ -457,7 +461,7 @@ def calibrate_command(
 @app.command("bench")
 def bench_command(
     faceset: Annotated[Path, typer.Argument(help="Folder of <identity>/<photos> (e.g. the dev face set)")],
-    engine: Annotated[str, typer.Option(help="opencv (default) or dlib")] = "opencv",
+    engine: Annotated[str, typer.Option(help="opencv (default), dlib or fusion")] = "opencv",
     output: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
     baseline: Annotated[
         bool, typer.Option("--baseline/--no-baseline", help="Also run the face_recognition CLI on the same split")
@@ -480,7 +484,7 @@ def bench_command(
     from facegate.benchmark.table import markdown_table
 
     if engine not in ENGINES:
-        raise typer.BadParameter("engine must be opencv or dlib")
+        raise typer.BadParameter(f"engine must be one of {', '.join(ENGINES)}")
     options = BenchOptions(
         faceset=faceset,
         engine=engine,

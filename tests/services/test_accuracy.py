@@ -17,6 +17,7 @@ RULE = FusionRule(
     secondary_std=0.05,
     fused_mean=0.0,
     fused_std=0.8,
+    offset=0.0,
     band_low=0.4,
     band_high=0.6,
 )
@@ -119,3 +120,16 @@ def test_open_set_counts_named_and_unknown_probes() -> None:
     assert report["false_accepts_unknown"]["n"] == 3 * 24
     loose = accuracy.System("opencv", identity, matrix, 2.0)
     assert accuracy.open_set(loose, photos_per_person=3, splits=2).report()["false_accepts_unknown"]["value"] == 1.0
+
+
+def test_identify_scores_people_by_the_template_rule() -> None:
+    # Probe 0; person a has photos 1 (0.3 away) and 2 (0.9 away), person b one photo 3 (0.5 away).
+    identity = np.array(["p", "a", "a", "b"])
+    primary = np.full((4, 4), 1.0)
+    for j, d in ((1, 0.3), (2, 0.9), (3, 0.5)):
+        primary[0, j] = primary[j, 0] = d
+    probes, gallery = np.array([0]), np.array([3, 1, 2])
+    best = accuracy.System("opencv", identity, primary, 0.55, template="best").identify(probes, gallery)
+    assert best[0][0] == "a" and best[1][0] == pytest.approx(0.3)
+    two = accuracy.System("opencv", identity, primary, 0.55).identify(probes, gallery)
+    assert two[0][0] == "b" and two[1][0] == pytest.approx(0.5)

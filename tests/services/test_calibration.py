@@ -58,8 +58,10 @@ def test_fused_distances_spread_like_primary_ones_and_separate_better(distances:
     assert system.fused is not None
     (i, j), same = impostor_and_genuine(system.identity)
     fused_impostor = system.fused[i, j][~same]
-    # Put back on SFace's scale: different-person pairs have SFace's mean and spread.
-    assert fused_impostor.mean() == pytest.approx(fitted.opencv.impostor_mean, abs=1e-3)
+    # Put back on SFace's scale: different-person pairs have SFace's spread, and its mean but for the shift
+    # that makes the fused threshold SFace's.
+    assert fitted.fusion.threshold == fitted.opencv.threshold
+    assert fused_impostor.mean() == pytest.approx(fitted.opencv.impostor_mean + fitted.fusion.offset, abs=1e-3)
     assert fused_impostor.std() == pytest.approx(fitted.opencv.impostor_std, rel=1e-2)
     # Two independent noisy views of each person: fusing them accepts more genuine pairs at the same FMR.
     tar_primary = np.mean(system.primary[i, j][same] <= fitted.opencv.threshold)

@@ -1,13 +1,17 @@
-"""vision.engine: distances in both metrics, and the confidence derived from a distance."""
+"""vision.engine: distances in both metrics, the confidence derived from a distance, flip augmentation."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from facegate.config import DlibEngineSettings, OpenCVEngineSettings
+from facegate.vision.analysis import analyze
 from facegate.vision.engine import Box, confidence, distance
+from facegate.vision.factory import build_engine
 
 
 def test_cosine_distance() -> None:
@@ -51,3 +55,17 @@ def test_confidence_does_not_overflow_far_from_the_threshold() -> None:
 
 def test_box_area() -> None:
     assert Box(5, 5, 10, 20).area == 200
+
+
+@pytest.mark.parametrize("kind", ["opencv", "dlib"])
+def test_flip_augmentation_is_its_own_embedding_space_and_stays_close(kind: str, dev: Path) -> None:
+    make = OpenCVEngineSettings if kind == "opencv" else DlibEngineSettings
+    plain, flipped = build_engine(make()), build_engine(make(flip=True))
+    plain.open()
+    flipped.open()
+    assert flipped.info.model_version == plain.info.model_version + "+flip"  # never compared with plain ones
+    data = (dev / "colin_powell" / "1.jpg").read_bytes()
+    a = analyze(plain, data, max_pixels=40_000_000, max_faces=1, crops=False).faces[0].embedding
+    b = analyze(flipped, data, max_pixels=40_000_000, max_faces=1, crops=False).faces[0].embedding
+    metric = plain.info.metric
+    assert 0.0 < distance(metric, a, b) < plain.info.threshold / 2  # same person, a different (averaged) vector

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ENGINES = ("opencv", "dlib")
+ENGINES = ("opencv", "dlib", "fusion")
 
 Log = Callable[[str], None]
 

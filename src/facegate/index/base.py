@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from facegate.config import Template
 
 Vectors = npt.NDArray[np.float32]
 
@@ -54,9 +56,17 @@ class VectorIndex(Protocol):
         ...
 
 
-def best_per_person(hits: list[Hit], k: int) -> list[Hit]:
-    """Keep each person's nearest face, nearest people first."""
-    seen: dict[str, Hit] = {}
+def per_person(hits: list[Hit], k: int, template: Template = "two_nearest") -> list[Hit]:
+    """One candidate per person, nearest people first, carrying the person's nearest face id. A person's
+    distance (the person template rule): their nearest face ("best"), or the mean of their two nearest faces
+    when they have two or more ("two_nearest"; see IdentifySettings.template)."""
+    faces: dict[str, list[Hit]] = {}
     for hit in sorted(hits, key=lambda h: h.distance):
-        seen.setdefault(hit.person_id, hit)
-    return list(seen.values())[:k]
+        faces.setdefault(hit.person_id, []).append(hit)
+    people = [
+        replace(nearest[0], distance=(nearest[0].distance + nearest[1].distance) / 2)
+        if template == "two_nearest" and len(nearest) >= 2
+        else nearest[0]
+        for nearest in faces.values()
+    ]
+    return sorted(people, key=lambda h: h.distance)[:k]

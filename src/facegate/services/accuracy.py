@@ -7,13 +7,13 @@ Pure numpy; `evaluation` embeds photos and `calibration` fits thresholds with th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from facegate.config import Metric
+from facegate.config import Metric, Template
 from facegate.vision.engine import FusionRule
 
 FloatArray = npt.NDArray[np.float64]
@@ -37,7 +37,8 @@ def distance_matrix(metric: Metric, a: FloatArray, b: FloatArray) -> FloatArray:
 
 def fused_matrix(rule: FusionRule, primary: FloatArray, secondary: FloatArray) -> FloatArray:
     z = ((primary - rule.primary_mean) / rule.primary_std + (secondary - rule.secondary_mean) / rule.secondary_std) / 2
-    return np.maximum(0.0, rule.primary_mean + rule.primary_std * (z - rule.fused_mean) / rule.fused_std)
+    scale = rule.primary_mean + rule.primary_std * (z - rule.fused_mean) / rule.fused_std
+    return np.maximum(0.0, scale + rule.offset)
 
 
 @dataclass
@@ -53,14 +54,12 @@ class System:
     threshold: float
     fused: FloatArray | None = None
     rule: FusionRule | None = None
+    template: Template = "two_nearest"
 
     def subset(self, keep: IntArray) -> System:
         grid = np.ix_(keep, keep)
         fused = self.fused[grid] if self.fused is not None else None
-        return System(self.name, self.identity[keep], self.primary[grid], self.threshold, fused, self.rule)
-
-    def with_calibration(self, threshold: float, rule: FusionRule | None, fused: FloatArray | None) -> System:
-        return System(self.name, self.identity, self.primary, threshold, fused, rule)
+        return replace(self, identity=self.identity[keep], primary=self.primary[grid], fused=fused)
 
     def pair_scores(self) -> FloatArray:
         """The distance compare would report for every pair (fused inside the band)."""
@@ -75,13 +74,22 @@ class System:
         return self.fused if self.fused is not None else self.primary
 
     def identify(self, probes: IntArray, gallery: IntArray) -> tuple[npt.NDArray[np.str_], FloatArray, BoolArray]:
-        """Nearest person (best face of each: the person template rule), its distance, and whether the
-        fused score decided, for each probe, as the identify service does."""
+        """Nearest person (scored by the person template rule, as `index.base.per_person`), its distance, and
+        whether the fused score decided, for each probe, as the identify service does."""
         gallery = gallery[np.argsort(self.identity[gallery], kind="stable")]
         people, start = np.unique(self.identity[gallery], return_index=True)
+        end = np.append(start[1:], len(gallery))
 
         def per_person(matrix: FloatArray, rows: IntArray) -> FloatArray:
-            return np.minimum.reduceat(matrix[np.ix_(rows, gallery)], start, axis=1)
+            block = matrix[np.ix_(rows, gallery)]
+            if self.template == "best":
+                best: FloatArray = np.minimum.reduceat(block, start, axis=1)
+                return best
+            scores = np.empty((len(rows), len(people)))
+            for k, (a, b) in enumerate(zip(start, end, strict=True)):
+                faces = block[:, a:b]
+                scores[:, k] = faces[:, 0] if b - a == 1 else np.partition(faces, 1, axis=1)[:, :2].mean(axis=1)
+            return scores
 
         best = per_person(self.primary, probes)
         fused_mask = np.zeros(len(probes), dtype=bool)

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facegate.calibration import Calibration
-from facegate.config import DlibEngineSettings, FusionEngineSettings, Settings
+from facegate.config import DlibEngineSettings, FusionEngineSettings, Settings, Template
 from facegate.errors import FacegateError, InvalidInput
 from facegate.services.accuracy import (
     FloatArray,
@@ -133,9 +133,10 @@ class Distances:
     sface: FloatArray
     dlib_in_yunet: FloatArray
     dlib: FloatArray
+    flip: bool = False
 
     @classmethod
-    def of(cls, faceset: FaceSet, fused_pass: Embedded, dlib_pass: Embedded) -> Distances:
+    def of(cls, faceset: FaceSet, fused_pass: Embedded, dlib_pass: Embedded, *, flip: bool = False) -> Distances:
         if fused_pass.secondary is None:
             raise ValueError("the fused pass must carry second descriptors")
         return cls(
@@ -145,15 +146,16 @@ class Distances:
             distance_matrix("cosine", fused_pass.vectors, fused_pass.vectors),
             distance_matrix("euclidean", fused_pass.secondary, fused_pass.secondary),
             distance_matrix("euclidean", dlib_pass.vectors, dlib_pass.vectors),
+            flip,
         )
 
-    def systems(self, calibration: Calibration) -> dict[str, System]:
-        """The three engines as shipped with `calibration`."""
+    def systems(self, calibration: Calibration, template: Template = "two_nearest") -> dict[str, System]:
+        """The three engines as shipped with `calibration`, people scored by `template`."""
         rule = fusion_rule(calibration)
         fa, da = self.fused_pass, self.dlib_pass
         return {
-            "opencv": System("opencv", fa.identity, self.sface, calibration.opencv.threshold),
-            "dlib": System("dlib", da.identity, self.dlib, calibration.dlib.threshold),
+            "opencv": System("opencv", fa.identity, self.sface, calibration.opencv.threshold, template=template),
+            "dlib": System("dlib", da.identity, self.dlib, calibration.dlib.threshold, template=template),
             "fusion": System(
                 "fusion",
                 fa.identity,
@@ -161,6 +163,7 @@ class Distances:
                 calibration.fusion.threshold,
                 fused_matrix(rule, self.sface, self.dlib_in_yunet),
                 rule,
+                template,
             ),
         }
 
@@ -169,9 +172,11 @@ def measure(
     faceset: FaceSet, settings: Settings, *, cache: Path | None = None, progress: Progress | None = None
 ) -> Distances:
     """Embed the face set with the fused engine, then with the dlib engine (one pool at a time). With `cache`,
-    each pass is kept in that folder and reused while the photos and the engine's models are the same."""
+    each pass is kept in that folder and reused while the photos and the engine's models are the same. Flip
+    augmentation follows the configured engine's `flip`."""
+    flip = settings.engine.flip
     passes = []
-    for engine in (FusionEngineSettings(), DlibEngineSettings()):
+    for engine in (FusionEngineSettings(flip=flip), DlibEngineSettings(flip=flip)):
         pool = EnginePool(engine, settings.worker_count, limits=settings.limits, when_full="wait")
         cached = _cache_file(cache, faceset, pool) if cache else None
         if cached is not None and cached.is_file():
@@ -187,7 +192,7 @@ def measure(
         if cached is not None:
             _save(cached, embedded)
         passes.append(embedded)
-    return Distances.of(faceset, *passes)
+    return Distances.of(faceset, *passes, flip=flip)
 
 
 def _cache_file(cache: Path, faceset: FaceSet, pool: EnginePool) -> Path:
@@ -234,6 +239,7 @@ def fusion_rule(calibration: Calibration) -> FusionRule:
         secondary_std=c.fusion.secondary_std,
         fused_mean=c.fusion.fused_mean,
         fused_std=c.fusion.fused_std,
+        offset=c.fusion.offset,
         band_low=c.fusion.band_low,
         band_high=c.fusion.band_high,
     )
@@ -288,10 +294,12 @@ class SystemRecords:
         }
 
 
-def evaluate(distances: Distances, calibration: Calibration) -> dict[str, dict[str, Any]]:
+def evaluate(
+    distances: Distances, calibration: Calibration, template: Template = "two_nearest"
+) -> dict[str, dict[str, Any]]:
     """Each engine with `calibration`'s thresholds on the whole face set (for a set never used to fit them)."""
     report = {}
-    for name, system in distances.systems(calibration).items():
+    for name, system in distances.systems(calibration, template).items():
         records = SystemRecords()
         keys = (distances.dlib_pass if name == "dlib" else distances.fused_pass).keys
         records.add(system, keys, distances.faceset.pairs, np.arange(len(keys), dtype=np.int64))

@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime
 
 from facegate.errors import InvalidInput, NotFound
-from facegate.index.base import best_per_person
+from facegate.index.base import per_person
 from facegate.services.fusion import rescore
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import BoxPublic, Candidate, IdentifiedFace, IdentifyResult, UnknownReason
@@ -71,7 +71,7 @@ def _match_and_record(
     rt.sync_index_if_due()
     searched = [rt.index.search(f.embedding, top_k * FACES_PER_PERSON) for f in analysis.faces]
     searched, fused = rescore(rt, analysis.faces, searched, threshold)
-    per_face = [best_per_person(hits, top_k) for hits in searched]
+    per_face = [per_person(hits, top_k, rt.settings.identify.template) for hits in searched]
     names = rt.store.names_of({h.person_id for hits in per_face for h in hits})
     now = datetime.now(UTC)
     crops: list[tuple[str, bytes]] = []

@@ -83,7 +83,7 @@ class Runtime:
         log.info(
             "facegate ready in %.1fs: engine=%s workers=%d index=%s faces=%d",
             time.perf_counter() - started,
-            self.engine.info.name,
+            self.engine.info.label,
             self.engine.workers,
             self.settings.index.type,
             len(self.index),

@@ -19,11 +19,15 @@ def telemetry_summary(rt: Runtime) -> dict[str, Any]:
         "version": __version__,
         "uptime_seconds": round(time.time() - rt.telemetry.started, 1),
         "engine": {
+            "type": info.label,
             "name": info.name,
             "model_version": info.model_version,
             "metric": info.metric,
             "threshold": info.threshold,
             "workers": rt.engine.workers,
+            "second_descriptor": (
+                {"name": info.secondary.name, "model_version": info.secondary.model_version} if info.secondary else None
+            ),
         },
         "store": rt.store.counts(),
         "index": {"type": rt.settings.index.type, "faces": len(rt.index)},

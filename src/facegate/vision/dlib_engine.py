@@ -31,7 +31,8 @@ class DlibEngine:
     def info(self) -> EngineInfo:
         return EngineInfo(
             name="dlib",
-            model_version="resnet-v1+5pt-chip150",  # the detector does not change the embedding space
+            # The detector does not change the embedding space; flip test-time augmentation does.
+            model_version="resnet-v1+5pt-chip150" + ("+flip" if self._settings.flip else ""),
             metric="euclidean",
             dim=128,
             threshold=self._settings.threshold,
@@ -90,6 +91,7 @@ class DlibEngine:
 
     def embed(self, aligned: BGRImage) -> Embedding:
         rgb = cv2.cvtColor(aligned, cv2.COLOR_BGR2RGB)
-        vec = self._encoder.compute_face_descriptor(rgb, self._settings.num_jitters)
-        result: Embedding = np.asarray(vec, dtype=np.float32)
+        chips = [rgb, np.ascontiguousarray(rgb[:, ::-1])] if self._settings.flip else [rgb]
+        vectors = [np.asarray(self._encoder.compute_face_descriptor(c, self._settings.num_jitters)) for c in chips]
+        result: Embedding = np.mean(vectors, axis=0).astype(np.float32)
         return result

@@ -33,11 +33,12 @@ class FusionRule:
     """How a second descriptor sharpens the first one's decision (the fused engine).
 
     Each engine's distance becomes a z-score against its different-person distances on the calibration set;
-    the mean of the two z-scores is standardised again (its own different-person mean and spread) and put
-    back on the primary engine's distance scale. So a fused distance reads like a primary distance: the
-    different-person pairs spread the same way, and one threshold serves both. The second descriptor is
-    only computed when the primary distance falls inside [band_low, band_high], where the two can disagree;
-    a threshold other than the calibrated `threshold` moves the band with it.
+    the mean of the two z-scores is standardised again (its own different-person mean and spread), put back
+    on the primary engine's distance scale, and shifted by `offset` so that the distance at which it meets the
+    target false-match rate is the primary's calibrated threshold. So a fused distance reads like a primary
+    distance and one threshold serves both. The second descriptor is only computed when the primary distance
+    falls inside [band_low, band_high], where the two can disagree; a threshold other than the calibrated
+    `threshold` moves the band with it.
     """
 
     threshold: float
@@ -47,6 +48,7 @@ class FusionRule:
     secondary_std: float
     fused_mean: float
     fused_std: float
+    offset: float
     band_low: float
     band_high: float
 
@@ -54,7 +56,7 @@ class FusionRule:
         z_primary = (primary - self.primary_mean) / self.primary_std
         z_secondary = (secondary - self.secondary_mean) / self.secondary_std
         z = (z_primary + z_secondary) / 2
-        return max(0.0, self.primary_mean + self.primary_std * (z - self.fused_mean) / self.fused_std)
+        return max(0.0, self.primary_mean + self.primary_std * (z - self.fused_mean) / self.fused_std + self.offset)
 
     def unsure(self, primary: float, threshold: float) -> bool:
         shift = threshold - self.threshold

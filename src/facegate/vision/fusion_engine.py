@@ -20,8 +20,8 @@ from facegate.vision.opencv_engine import OpenCVEngine
 class FusionEngine:
     def __init__(self, settings: FusionEngineSettings) -> None:
         self._settings = settings
-        self._primary = OpenCVEngine(settings.opencv)
-        self._secondary = DlibEngine(DlibEngineSettings(num_jitters=settings.num_jitters))
+        self._primary = OpenCVEngine(settings.opencv.model_copy(update={"flip": settings.flip}))
+        self._secondary = DlibEngine(DlibEngineSettings(num_jitters=settings.num_jitters, flip=settings.flip))
 
     @property
     def info(self) -> EngineInfo:
@@ -44,6 +44,7 @@ class FusionEngine:
                 secondary_std=calibration.fusion.secondary_std,
                 fused_mean=calibration.fusion.fused_mean,
                 fused_std=calibration.fusion.fused_std,
+                offset=calibration.fusion.offset,
                 band_low=s.band_low,
                 band_high=s.band_high,
             ),
@@ -63,9 +64,18 @@ class FusionEngine:
         return self._primary.embed(aligned)
 
     def secondary_input(self, image: BGRImage, detection: Detection) -> BGRImage:
+        """dlib's aligned chip. Only the face's surroundings are handed over (the chip's padding reaches about
+        half a box beyond the face): converting a whole 12 MP photo for each face would cost more than the
+        shape predictor itself."""
         box = detection.box
-        corners = np.array([box.left, box.top, box.left + box.width, box.top + box.height], dtype=np.float32)
-        return self._secondary.align(image, Detection(box, detection.score, detection.landmarks, corners))
+        h, w = image.shape[:2]
+        left, top = max(0, box.left - box.width), max(0, box.top - box.height)
+        right, bottom = min(w, box.left + 2 * box.width), min(h, box.top + 2 * box.height)
+        region = image[top:bottom, left:right]
+        corners = np.array(
+            [box.left - left, box.top - top, box.left - left + box.width, box.top - top + box.height], dtype=np.float32
+        )
+        return self._secondary.align(region, Detection(box, detection.score, detection.landmarks, corners))
 
     def embed_secondary(self, prepared: BGRImage) -> Embedding:
         return self._secondary.embed(prepared)

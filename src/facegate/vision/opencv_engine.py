@@ -36,7 +36,7 @@ class OpenCVEngine:
     def info(self) -> EngineInfo:
         return EngineInfo(
             name="opencv",
-            model_version="yunet-2023mar-int8bq+sface-2021dec-int8bq",
+            model_version="yunet-2023mar-int8bq+sface-2021dec-int8bq" + ("+flip" if self._settings.flip else ""),
             metric="cosine",
             dim=128,
             threshold=self._settings.threshold,
@@ -81,7 +81,14 @@ class OpenCVEngine:
         return aligned
 
     def embed(self, aligned: BGRImage) -> Embedding:
-        feature = self._recognizer.feature(aligned).reshape(-1).astype(np.float32)
+        feature = self._feature(aligned)
+        if self._settings.flip:  # as seen plus mirrored, each of unit length
+            mirrored: BGRImage = np.ascontiguousarray(aligned[:, ::-1])
+            feature = feature + self._feature(mirrored)
         norm = float(np.linalg.norm(feature)) or 1.0
         result: Embedding = feature / norm
         return result
+
+    def _feature(self, aligned: BGRImage) -> Embedding:
+        feature: Embedding = self._recognizer.feature(aligned).reshape(-1).astype(np.float32)
+        return feature / (float(np.linalg.norm(feature)) or 1.0)
