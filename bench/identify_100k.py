@@ -62,13 +62,13 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from facegate.benchmark.machine import machine
-from facegate.benchmark.quiet import cpu_canary_ms
 from facegate.config import LimitSettings, OpenCVEngineSettings, Settings
 from facegate.store.base import NewFace, NewImage, NewMatch, PersonCreate, StoredCandidate
 from facegate.store.factory import build_repository
 from facegate.vision.analysis import ImageAnalysis
 from facegate.vision.pool import EnginePool
+from facegate_bench.machine import machine
+from facegate_bench.quiet import cpu_canary_ms
 
 Array = npt.NDArray[Any]
 

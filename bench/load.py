@@ -53,8 +53,8 @@ from typing import Any
 
 import httpx
 
-from facegate.benchmark.machine import machine
-from facegate.benchmark.other_load import OtherLoad
+from facegate_bench.machine import machine
+from facegate_bench.other_load import OtherLoad
 
 REPO = Path(__file__).resolve().parents[1]
 DEV = Path(os.environ.get("FACEGATE_DEV_FACES", REPO.parent / "shared" / "faces" / "dev"))

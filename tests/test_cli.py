@@ -156,24 +156,6 @@ def test_switching_engines_then_reindex_makes_people_searchable_again(
     assert "Added 0 embeddings from 0 photos" in again.output
 
 
-def test_bench_table_prints_reports_side_by_side(tmp_path: Path) -> None:
-    paths = []
-    for engine, rate in (("opencv", 20.9), ("dlib", 8.65)):
-        report = {
-            "engine": engine,
-            "throughput": {"facegate": {"images_per_s": rate}},
-            "targets": [{"met": None}] * 5,
-        }
-        path = tmp_path / f"bench-{engine}.json"
-        path.write_text(json.dumps(report))
-        paths.append(str(path))
-    result = runner.invoke(app, ["bench-table", *paths])
-    assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
-    assert lines[0] == "| measure | opencv | dlib |"
-    assert "| facegate identify images/s over HTTP | 20.9 | 8.65 |" in lines
-
-
 # --- migrate and purge ---------------------------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
-"""Command line: serve, enroll, identify, people, eval, bench, bench-table."""
+"""Command line: serve, enroll, identify, people, eval, bench."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from facegate import calibration
+from facegate import calibration, server_bench
 from facegate.config import DlibEngineSettings, FusionEngineSettings, OpenCVEngineSettings, Settings
 from facegate.errors import ConfigurationError, Conflict, FacegateError, Unprocessable
 from facegate.services import audit, evaluation, maintenance
@@ -460,64 +461,47 @@ def calibrate_command(
 
 @app.command("bench")
 def bench_command(
-    faceset: Annotated[Path, typer.Argument(help="Folder of <identity>/<photos> (e.g. the dev face set)")],
-    engine: Annotated[str, typer.Option(help="opencv (default), dlib or fusion")] = "opencv",
-    output: Annotated[Path | None, typer.Option(help="Write the JSON report here")] = None,
-    baseline: Annotated[
-        bool, typer.Option("--baseline/--no-baseline", help="Also run the face_recognition CLI on the same split")
-    ] = True,
-    concurrency: Annotated[int, typer.Option(min=1, help="Client threads sending identify requests")] = 4,
-    passes: Annotated[int, typer.Option(min=1, help="Passes over the probes for identify throughput")] = 3,
-    latency_requests: Annotated[int, typer.Option(min=2, help="Sequential requests for p50/p95")] = 100,
-    enroll_runs: Annotated[int, typer.Option(min=1, help="Bulk-enroll runs (median reported)")] = 3,
-    seed: Annotated[int, typer.Option(help="Seed of the gallery/probe split")] = 0,
-    quiet_wait: Annotated[
-        float, typer.Option(min=0, help="Seconds to wait for other processes to go quiet before measuring")
-    ] = 300.0,
-    attempts: Annotated[
-        int, typer.Option(min=1, help="Measure a phase again, up to this many times, if others used the CPU")
-    ] = 3,
+    url: Annotated[str, typer.Argument(help="The server, e.g. http://127.0.0.1:8000")],
+    photos: Annotated[Path, typer.Argument(help="Folder of photos to identify (sub-folders too)")],
+    api_key: Annotated[str | None, typer.Option(help="Key with the identify scope (enroll too for --enroll)")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Clients sending requests at once")] = 2,
+    requests: Annotated[int, typer.Option(min=0, help="Identify requests, cycling the photos; 0: each once")] = 0,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed requests first")] = 4,
+    enroll: Annotated[
+        Path | None,
+        typer.Option(help="First enroll this folder of <person name>/<photos> (one new person per sub-folder)"),
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the figures as JSON")] = False,
 ) -> None:
-    """Identify throughput over HTTP vs the face_recognition CLI, identify latency, bulk-enroll rate."""
-    from facegate.benchmark.options import ENGINES, BenchOptions
-    from facegate.benchmark.run import run
-    from facegate.benchmark.table import markdown_table
-
-    if engine not in ENGINES:
-        raise typer.BadParameter(f"engine must be one of {', '.join(ENGINES)}")
-    options = BenchOptions(
-        faceset=faceset,
-        engine=engine,
-        baseline=baseline,
-        concurrency=concurrency,
-        passes=passes,
-        latency_requests=latency_requests,
-        enroll_runs=enroll_runs,
-        seed=seed,
-        quiet_wait=quiet_wait,
-        attempts=attempts,
-    )
+    """Identify throughput (images/s) and latency (p50/p95/p99) of a running server, with your own photos."""
     try:
-        report = run(options, log=err_console.print)
+        files = server_bench.photos_in(photos)
+        enrolled = server_bench.enroll_gallery(url, enroll, api_key=api_key) if enroll else None
+        result = server_bench.identify_bench(
+            url, files, api_key=api_key, concurrency=concurrency, requests=requests, warmup=warmup
+        )
     except FacegateError as exc:
         raise _fail(exc) from exc
-    typer.echo(markdown_table([report]))
-    if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(report, indent=2) + "\n")
-        console.print(f"Report written to {output}")
-
-
-@app.command("bench-table")
-def bench_table_command(
-    reports: Annotated[
-        list[Path], typer.Argument(help="JSON reports of `facegate bench --output`", exists=True, dir_okay=False)
-    ],
-) -> None:
-    """Print the headline figures of bench reports side by side, as the Markdown table of bench/README.md."""
-    from facegate.benchmark.table import markdown_table
-
-    typer.echo(markdown_table([json.loads(p.read_text()) for p in reports]))
+    if json_output:
+        out = result.as_dict()
+        if enrolled is not None:
+            out["enroll"] = dataclasses.asdict(enrolled)
+        typer.echo(json.dumps(out, indent=2))
+        return
+    if enrolled is not None:
+        console.print(
+            f"Enrolled {enrolled.people} people ({enrolled.faces} faces, {enrolled.rejected_photos} photos rejected)"
+            f" in {enrolled.seconds:.1f}s" + (f"; failed: {enrolled.failed}" if enrolled.failed else "")
+        )
+    table = Table(title=f"identify, {result.concurrency} clients, {result.requests} requests, {result.url}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("images/s", f"{result.images_per_s:.2f}")
+    for name, ms in result.latency_ms.items():
+        table.add_row(f"latency {name} ms", f"{ms:.1f}")
+    table.add_row("answers", ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items())))
+    table.add_row("faces found / named", f"{result.faces} / {result.matched}")
+    console.print(table)
 
 
 keys_app = typer.Typer(help="Create, list and revoke API keys (on the same store as the server).", no_args_is_help=True)

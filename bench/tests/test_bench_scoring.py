@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facegate.benchmark.scoring import Prediction, parse_face_recognition_output, prediction_from_identify, score
-from facegate.benchmark.split import Probe
+from facegate_bench.scoring import Prediction, parse_face_recognition_output, prediction_from_identify, score
+from facegate_bench.split import Probe
 
 
 def test_face_recognition_output_nearest_name_within_tolerance() -> None:

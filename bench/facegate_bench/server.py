@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from facegate.benchmark.processes import executable, facegate_env
+from facegate_bench.processes import executable, facegate_env
 
 
 def _free_port() -> int:

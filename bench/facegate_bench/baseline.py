@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from facegate.benchmark.machine import package_version
-from facegate.benchmark.processes import executable, timed_run
-from facegate.benchmark.scoring import BASELINE_TOLERANCE, parse_face_recognition_output, score
-from facegate.benchmark.split import Split
+from facegate_bench.machine import package_version
+from facegate_bench.processes import executable, timed_run
+from facegate_bench.scoring import BASELINE_TOLERANCE, parse_face_recognition_output, score
+from facegate_bench.split import Split
 
 # The baseline is asked to print every known name with its distance (a tolerance no distance reaches), so that
 # rank-1 can be scored; its decisions at the default tolerance are re-derived from the same distances.

@@ -26,9 +26,10 @@ def _command_output(cmd: list[str]) -> str | None:
 
 
 def _git(*args: str) -> str | None:
-    repo = Path(__file__).resolve().parents[3]
+    """git in the checkout this harness runs from (bench/ is inside it); None outside a checkout."""
+    here = Path(__file__).resolve().parent
     try:
-        proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True)
+        proc = subprocess.run(["git", "-C", str(here), *args], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
     return proc.stdout.rstrip()

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from PIL import Image, ImageOps
 
-from facegate.benchmark.client import identify
+from facegate_bench.client import identify
 
 LATENCY_SIZE = (640, 480)
 LATENCY_SOURCE = ("barack_obama", "1.jpg")

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from facegate.benchmark.processes import executable, facegate_env, timed_run
+from facegate_bench.processes import executable, facegate_env, timed_run
 
 _ENROLLED = re.compile(r"Enrolled (\d+) new faces for (\d+) people from (\d+) photos")
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from facegate.benchmark.split import Probe
+from facegate_bench.split import Probe
 
 BASELINE_TOLERANCE = 0.6  # face_recognition's default
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from facegate.benchmark.split import split_gallery
+from facegate_bench.split import split_gallery
 
 PHOTOS = {
     "ann": [Path(f"/set/ann/{i}.jpg") for i in range(1, 5)],

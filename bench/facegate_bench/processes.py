@@ -10,6 +10,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+# The admin key a bench server is started with (FACEGATE_AUTH__BOOTSTRAP_KEY on its fresh, throwaway store).
+BENCH_KEY = "facegate-bench-admin-key-not-a-secret"
+
 
 def executable(name: str) -> str:
     """A console script of this environment (next to the running interpreter), else from PATH."""
@@ -23,8 +26,18 @@ def executable(name: str) -> str:
 
 
 def facegate_env(data_dir: Path, engine: str) -> dict[str, str]:
+    """A facegate child's environment: a fresh data directory, the engine, a known admin key and no rate limit
+    (the engine, not the limiter, is what a bench should run out of)."""
     env = dict(os.environ)
-    env.update({"FACEGATE_DATA_DIR": str(data_dir), "FACEGATE_ENGINE__TYPE": engine, "COLUMNS": "200"})
+    env.update(
+        {
+            "FACEGATE_DATA_DIR": str(data_dir),
+            "FACEGATE_ENGINE__TYPE": engine,
+            "FACEGATE_AUTH__BOOTSTRAP_KEY": BENCH_KEY,
+            "FACEGATE_RATE_LIMIT__DEFAULT": "",
+            "COLUMNS": "200",
+        }
+    )
     return env
 
 

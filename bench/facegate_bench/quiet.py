@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from facegate.benchmark.options import BenchOptions, Log
-from facegate.benchmark.other_load import OtherLoad
+from facegate_bench.options import BenchOptions, Log
+from facegate_bench.other_load import OtherLoad
 
 T = TypeVar("T")
 
@@ -69,7 +69,8 @@ def measure_quietly(name: str, fn: Callable[[], T], options: BenchOptions, load:
             chosen = attempt
         if cores <= CONTENDED_CORES:
             break
-        log(f"  {name}: other processes used {cores:.2f} cores meanwhile; measuring again")
+        again = "; measuring again" if attempt < options.attempts else ""
+        log(f"  {name}: other processes used {cores:.2f} cores meanwhile{again}")
     assert best is not None
     load[name] = {"chosen_attempt": chosen, "other_processes_cores": best[1], "attempts": attempts}
     return best[0]

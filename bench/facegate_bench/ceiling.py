@@ -1,0 +1,155 @@
+"""The bare engine: the service's own per-photo identify work with nothing around it, in `processes`
+single-threaded processes. This is the ceiling identify over HTTP is measured against.
+
+The per-photo work is what a service pool worker does for identify: `facegate.vision.analysis.analyze` with
+the service's limits and detection size and `secondary="input"`. For the fused engine it also includes
+`embed_secondary` for each face the service fused. Those are the faces its answer marked `decided_by:
+"fusion"`, taken from the HTTP run on the same probes. Crops are not encoded: the identify path keeps them for
+match history, which is work the service adds around the models. Each worker reads its photo from disk.
+The service receives its photo over HTTP instead.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from typing import Any
+
+from facegate.config import (
+    DlibEngineSettings,
+    EngineSettings,
+    FusionEngineSettings,
+    OpenCVEngineSettings,
+    Settings,
+)
+from facegate.vision.analysis import analyze
+from facegate.vision.engine import FaceEngine, FusedFaceEngine
+from facegate.vision.factory import build_engine
+from facegate_bench.split import Probe
+
+
+@dataclass(frozen=True)
+class AnalyzeParams:
+    max_pixels: int
+    max_faces: int
+    decode_side: int
+    max_decoded_pixels: int
+
+
+def engine_settings(engine: str) -> tuple[EngineSettings, AnalyzeParams]:
+    """The engine's settings as `facegate serve` would build them (FACEGATE_* variables apply, the engine type is
+    overridden), and the parameters its identify passes to `analyze`."""
+    settings = Settings()
+    kinds: dict[str, type[EngineSettings]] = {
+        "opencv": OpenCVEngineSettings,
+        "dlib": DlibEngineSettings,
+        "fusion": FusionEngineSettings,
+    }
+    if not isinstance(settings.engine, kinds[engine]):
+        settings.engine = kinds[engine]()
+    chosen = settings.engine
+    detect = chosen.opencv if isinstance(chosen, FusionEngineSettings) else chosen
+    params = AnalyzeParams(
+        max_pixels=settings.limits.max_image_pixels,
+        max_faces=settings.identify.max_faces,
+        decode_side=detect.max_detect_side,
+        max_decoded_pixels=settings.limits.max_decoded_pixels,
+    )
+    return chosen, params
+
+
+# One engine per worker process, set by the initializer (the way ProcessPoolExecutor hands state to tasks).
+_engine: FaceEngine | None = None
+_params: AnalyzeParams | None = None
+_started: Synchronized[int] | None = None
+
+
+def _init(settings: EngineSettings, params: AnalyzeParams, started: Synchronized[int]) -> None:
+    global _engine, _params, _started
+    import cv2
+
+    cv2.setNumThreads(1)
+    engine = build_engine(settings)
+    engine.open()
+    _engine, _params, _started = engine, params, started
+    with started.get_lock():
+        started.value += 1
+
+
+def _await_all(count: int) -> None:
+    """Holds its worker until every worker has loaded its models, so that timing starts with all of them."""
+    assert _started is not None
+    while _started.value < count:
+        time.sleep(0.01)
+
+
+def _identify_work(task: tuple[str, tuple[int, ...]]) -> tuple[int, int]:
+    """One probe: the faces found and the second descriptors computed."""
+    path, fused = task
+    assert _engine is not None and _params is not None
+    analysis = analyze(
+        _engine,
+        Path(path).read_bytes(),
+        max_pixels=_params.max_pixels,
+        max_faces=_params.max_faces,
+        crops=False,
+        decode_side=_params.decode_side,
+        max_decoded_pixels=_params.max_decoded_pixels,
+        secondary="input",
+    )
+    second = 0
+    if isinstance(_engine, FusedFaceEngine):
+        for i, face in enumerate(analysis.faces):
+            if i in fused and face.secondary_input is not None:
+                _engine.embed_secondary(face.secondary_input)
+                second += 1
+    return len(analysis.faces), second
+
+
+def bare_engine_identify(
+    probes: Sequence[Probe],
+    engine: str,
+    *,
+    processes: int,
+    passes: int,
+    fused_faces: Mapping[str, Sequence[int]] | None = None,
+) -> dict[str, Any]:
+    """Every probe `passes` times through the bare engine in `processes` processes (1 OpenCV thread each)."""
+    settings, params = engine_settings(engine)
+    fused = fused_faces or {}
+    tasks = [(str(p.path), tuple(fused.get(p.filename, ()))) for p in probes]
+    ctx = multiprocessing.get_context("spawn")
+    started = ctx.Value("i", 0)
+    load_started = time.perf_counter()
+    with ctx.Pool(processes, initializer=_init, initargs=(settings, params, started)) as pool:
+        pool.map(_await_all, [processes] * processes, chunksize=1)
+        load_seconds = time.perf_counter() - load_started
+        pool.map(_identify_work, tasks[: processes * 2], chunksize=1)  # warm-up
+        pass_seconds = []
+        results: list[tuple[int, int]] = []
+        for _ in range(passes):
+            t0 = time.perf_counter()
+            results = list(pool.imap_unordered(_identify_work, tasks, chunksize=1))
+            pass_seconds.append(time.perf_counter() - t0)
+    total = sum(pass_seconds)
+    return {
+        "what": (
+            "facegate.vision.analysis.analyze(secondary='input', crops=False) per probe"
+            + (", plus embed_secondary for the faces the service fused" if engine == "fusion" else "")
+            + f", {processes} processes x 1 OpenCV thread, photos read from disk by the workers"
+        ),
+        "processes": processes,
+        "images": len(tasks),
+        "passes": passes,
+        "pass_seconds": [round(s, 3) for s in pass_seconds],
+        "images_per_s": round(len(tasks) * passes / total, 2),
+        "faces_analysed_per_pass": sum(n for n, _ in results),
+        "second_descriptors_per_pass": sum(s for _, s in results),
+        "fused_faces_known": fused_faces is not None,
+        "model_load_seconds": round(load_seconds, 3),
+        "analyze_params": asdict(params),
+    }
