@@ -31,6 +31,8 @@ from sqlalchemy.pool import NullPool
 # module has no `__main__` guard), so it cannot stand in for `facegate`.
 FACEGATE = str(Path(sys.executable).with_name("facegate"))
 READY_TIMEOUT = 60.0
+# The embeddings the default (fused) engine stores for each enrolled photo.
+PHOTO_EMBEDDINGS = ("opencv", "dlib")
 LOG_TAIL = 6000
 
 _LOGS = pytest.StashKey[dict[str, Path]]()
@@ -226,7 +228,7 @@ class StoreSnapshot:
 
     people: dict[str, str]  # id -> name
     images: list[dict[str, Any]]  # id, person_id, blob_key, sha256, filename
-    faces: list[dict[str, Any]]  # id, person_id, image_id
+    faces: list[dict[str, Any]]  # id, person_id, image_id, engine (the default engine stores two per photo)
     matches: list[dict[str, Any]]  # id, person_id, crop_key
     pending_blobs: int
 
@@ -270,7 +272,7 @@ class Deployment:
                     dict(r._mapping)
                     for r in conn.execute(text("SELECT id, person_id, blob_key, sha256, filename FROM images"))
                 ]
-                faces = [dict(r._mapping) for r in conn.execute(text("SELECT id, person_id, image_id FROM faces"))]
+                faces = [dict(r._mapping) for r in conn.execute(text("SELECT id, person_id, image_id, engine FROM faces"))]
                 matches = [dict(r._mapping) for r in conn.execute(text("SELECT id, person_id, crop_key FROM matches"))]
                 pending = int(conn.execute(text("SELECT count(*) FROM pending_blobs")).scalar_one())
         finally:
@@ -308,6 +310,11 @@ class Deployment:
         assert set(snap.people) <= with_images, "a person without images"
         assert set(snap.people) <= with_faces, "a person without faces"
         assert {i["id"] for i in snap.images} <= {f["image_id"] for f in snap.faces}, "an image without a face"
+        # Every photo has its whole set of embeddings (the default fused engine: SFace and dlib), each once.
+        per_image = Counter((f["image_id"], f["engine"]) for f in snap.faces)
+        assert set(per_image.values()) <= {1}, "a photo embedded twice by one engine"
+        sets = Counter(frozenset(e for (i, e) in per_image if i == image["id"]) for image in snap.images)
+        assert set(sets) <= {frozenset(PHOTO_EMBEDDINGS)}, f"photos with a partial set of embeddings: {sets}"
         twice = [k for k, n in Counter((i["person_id"], i["sha256"]) for i in snap.images).items() if n > 1]
         assert not twice, f"photos stored twice for one person: {twice[:5]}"
         return snap
@@ -382,9 +389,10 @@ def best_match(client: httpx.Client, photo: Path) -> dict[str, Any] | None:
 
 
 def index_and_store_faces(client: httpx.Client) -> tuple[int, int]:
-    """Faces in the server's index and in the store, from its telemetry."""
+    """Faces in the server's index and photos in the store, from its telemetry: one indexed (SFace) embedding
+    per photo."""
     telemetry = client.get("/api/v1/telemetry").json()
-    return telemetry["index"]["faces"], telemetry["store"]["faces"]
+    return telemetry["index"]["faces"], telemetry["store"]["images"]
 
 
 def all_people(client: httpx.Client, name: str | None = None) -> tuple[list[dict[str, Any]], int]:

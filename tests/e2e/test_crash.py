@@ -115,7 +115,7 @@ def test_server_killed_during_enrollments(
 
     with restarted.client() as client:
         telemetry = client.get("/api/v1/telemetry").json()
-        assert telemetry["index"]["faces"] == telemetry["store"]["faces"] == len(snap.faces)
+        assert telemetry["index"]["faces"] == telemetry["store"]["images"] == len(snap.images)
         for person_id, name in snap.people.items():
             match = best_match(client, photo_of[name])
             assert match is not None and match["person_id"] == person_id, f"{name}: {match}"
@@ -192,7 +192,7 @@ def test_bulk_enroll_killed_then_resumed(
     partial = sum(1 for person_id in before.people if photos_before[person_id] < photos_after[person_id])
     added = re.search(r"Enrolled (\d+) new faces", resumed.output)
     assert added, resumed.output
-    assert int(added.group(1)) == len(snap.faces) - len(before.faces)
+    assert int(added.group(1)) == len(snap.images) - len(before.images)
 
     # Exactly the people and photos an uninterrupted run enrolls, each once.
     assert uninterrupted.wait(timeout=120) == 0, reference_log.read_text()

@@ -36,6 +36,7 @@ from facegate.services.accuracy import (
 )
 from facegate.vision.analysis import Secondary
 from facegate.vision.engine import FusionRule
+from facegate.vision.fusion_engine import fusion_rule as engine_fusion_rule
 from facegate.vision.pool import EnginePool
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -230,19 +231,9 @@ def _load(path: Path) -> Embedded:
 
 
 def fusion_rule(calibration: Calibration) -> FusionRule:
-    c = calibration
-    return FusionRule(
-        threshold=c.fusion.threshold,
-        primary_mean=c.opencv.impostor_mean,
-        primary_std=c.opencv.impostor_std,
-        secondary_mean=c.fusion.secondary_mean,
-        secondary_std=c.fusion.secondary_std,
-        fused_mean=c.fusion.fused_mean,
-        fused_std=c.fusion.fused_std,
-        offset=c.fusion.offset,
-        band_low=c.fusion.band_low,
-        band_high=c.fusion.band_high,
-    )
+    """The fused engine's rule as `calibration` ships it."""
+    c = calibration.fusion
+    return engine_fusion_rule(calibration, threshold=c.threshold, band=(c.band_low, c.band_high))
 
 
 def photos_of(identity: npt.NDArray[np.str_], people: set[str]) -> IntArray:

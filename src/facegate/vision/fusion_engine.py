@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facegate.calibration import shipped
+from facegate.calibration import Calibration, shipped
 from facegate.config import DlibEngineSettings, FusionEngineSettings
 from facegate.vision.dlib_engine import DlibEngine
 from facegate.vision.engine import BGRImage, Detection, Embedding, EngineInfo, FusionRule
@@ -27,7 +27,6 @@ class FusionEngine:
     def info(self) -> EngineInfo:
         s = self._settings
         primary, secondary = self._primary.info, self._secondary.info
-        calibration = shipped()
         return EngineInfo(
             name=primary.name,
             model_version=primary.model_version,
@@ -36,18 +35,7 @@ class FusionEngine:
             threshold=s.threshold,
             kind="fusion",
             secondary=secondary,
-            fusion=FusionRule(
-                threshold=s.threshold,
-                primary_mean=calibration.opencv.impostor_mean,
-                primary_std=calibration.opencv.impostor_std,
-                secondary_mean=calibration.fusion.secondary_mean,
-                secondary_std=calibration.fusion.secondary_std,
-                fused_mean=calibration.fusion.fused_mean,
-                fused_std=calibration.fusion.fused_std,
-                offset=calibration.fusion.offset,
-                band_low=s.band_low,
-                band_high=s.band_high,
-            ),
+            fusion=fusion_rule(shipped(), threshold=s.threshold, band=(s.band_low, s.band_high)),
         )
 
     def open(self) -> None:
@@ -79,3 +67,20 @@ class FusionEngine:
 
     def embed_secondary(self, prepared: BGRImage) -> Embedding:
         return self._secondary.embed(prepared)
+
+
+def fusion_rule(calibration: Calibration, *, threshold: float, band: tuple[float, float]) -> FusionRule:
+    """The rule a calibration describes, with a configured threshold and band."""
+    c = calibration
+    return FusionRule(
+        threshold=threshold,
+        primary_mean=c.opencv.impostor_mean,
+        primary_std=c.opencv.impostor_std,
+        secondary_mean=c.fusion.secondary_mean,
+        secondary_std=c.fusion.secondary_std,
+        fused_mean=c.fusion.fused_mean,
+        fused_std=c.fusion.fused_std,
+        offset=c.fusion.offset,
+        band_low=band[0],
+        band_high=band[1],
+    )
