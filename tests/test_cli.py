@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,9 +16,11 @@ from facegate.calibration import Calibration, shipped
 from facegate.cli import app
 from facegate.config import Settings
 from facegate.services import audit, evaluation
+from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import keys as keys_service
-from facegate.services.runtime import Runtime
+from facegate.services.runtime import Runtime, StoreRuntime
+from facegate.services.schemas import Upload
 from facegate.store.database import Database
 from facegate.store.models import MatchRecord
 from facegate.vision.pool import EnginePool
@@ -299,7 +303,7 @@ def test_keys_create_list_revoke_on_the_servers_store(data_dir: Path) -> None:
     listing = runner.invoke(app, ["keys", "list"])
     assert listing.exit_code == 0 and "door" in listing.output and key not in listing.output
 
-    rt = Runtime(Settings())
+    rt = StoreRuntime(Settings())
     rt.open_store()
     try:
         row = keys_service.authenticate(rt, key)
@@ -317,3 +321,96 @@ def test_keys_create_refuses_an_unknown_scope(data_dir: Path) -> None:
     result = runner.invoke(app, ["keys", "create", "--name", "x", "--scope", "root"])
     assert result.exit_code == 2
     assert "unknown scope root" in result.output
+
+
+def _enroll(rt: Runtime, name: str, *photos: Path) -> str:
+    return enroll_service.enroll(rt, [Upload(p.name, p.read_bytes()) for p in photos], name=name).person.id
+
+
+@contextmanager
+def _no_engine() -> Iterator[None]:
+    """Inside, building or starting an engine pool, or sweeping pending blobs, fails the command."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a store-only command started the engine or swept blobs")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(EnginePool, "__init__", refuse)
+        patch.setattr(EnginePool, "open", refuse)
+        patch.setattr(StoreRuntime, "settle_pending_blobs", refuse)
+        yield
+
+
+def test_people_and_keys_commands_start_no_engine(data_dir: Path, dev: Path, opencv_pool: EnginePool) -> None:
+    rt = Runtime(Settings(), engine=opencv_pool)
+    rt.open()
+    try:
+        powell = _enroll(rt, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    finally:
+        rt.close()
+    with _no_engine():
+        _people_and_keys_commands(powell)
+
+
+def _people_and_keys_commands(powell: str) -> None:
+    listing = runner.invoke(app, ["people", "list"])
+    assert listing.exit_code == 0, listing.output
+    assert "1 people" in listing.output and "Colin Powell" in listing.output
+    shown = runner.invoke(app, ["people", "show", powell])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["face_count"] == 1
+    renamed = runner.invoke(app, ["people", "rename", powell, "General Powell"])
+    assert renamed.exit_code == 0, renamed.output
+    assert "General Powell" in runner.invoke(app, ["people", "list"]).output
+    created = runner.invoke(app, ["keys", "create", "--name", "door", "--scope", "read"])
+    assert created.exit_code == 0, created.output
+    assert "door" in runner.invoke(app, ["keys", "list"]).output
+    key_id = created.stderr.split("Created key ")[1].split()[0]
+    revoked = runner.invoke(app, ["keys", "revoke", key_id])
+    assert revoked.exit_code == 0, revoked.output
+    deleted = runner.invoke(app, ["people", "delete", powell, "--yes"])
+    assert deleted.exit_code == 0, deleted.output
+    assert "0 people" in runner.invoke(app, ["people", "list"]).output
+
+
+def test_people_delete_removes_photos_and_running_and_restarted_servers_forget_the_faces(
+    data_dir: Path, dev: Path, opencv_pool: EnginePool
+) -> None:
+    """`facegate people delete` beside a running server: no index of its own, yet the server's index forgets
+    the faces at its next sync (the change log), and so does a server started later from its snapshot."""
+    server = Runtime(Settings(), engine=opencv_pool)
+    server.open()
+    try:
+        bush = _enroll(server, "George W Bush", dev / "george_w_bush" / "1.jpg")
+        bush_files = set(blob_files(server))
+        powell = _enroll(server, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
+        powell_files = set(blob_files(server)) - bush_files
+        assert len(powell_files) == 2 and len(server.index) == 3
+        probe = (dev / "colin_powell" / "3.jpg").read_bytes()
+        match = identify_service.identify(server, probe).faces[0].match
+        assert match is not None and match.person_id == powell
+
+        with _no_engine():
+            result = runner.invoke(app, ["people", "delete", powell, "--yes"])
+
+        assert result.exit_code == 0, result.output
+        assert not powell_files & set(blob_files(server))
+        assert pending_blob_count(server) == 0
+        server.sync_index()
+        assert len(server.index) == 1
+        match = identify_service.identify(server, probe).faces[0].match
+        assert match is None or match.person_id == bush
+    finally:
+        server.close()  # saves the index snapshot, Bush still in it
+
+    with _no_engine():
+        result = runner.invoke(app, ["people", "delete", bush, "--yes"])
+    assert result.exit_code == 0, result.output
+    assert not bush_files & set(blob_files(server))
+
+    restarted = Runtime(Settings(), engine=opencv_pool)
+    restarted.open()
+    try:
+        assert len(restarted.index) == 0
+    finally:
+        restarted.close()

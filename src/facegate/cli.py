@@ -29,7 +29,7 @@ from facegate.services import identify as identify_service
 from facegate.services import keys as keys_service
 from facegate.services import people as people_service
 from facegate.services import reindex as reindex_service
-from facegate.services.runtime import Runtime
+from facegate.services.runtime import Runtime, StoreRuntime
 from facegate.services.schemas import PersonUpdate, Upload
 from facegate.store.factory import build_repository
 
@@ -97,6 +97,25 @@ def _runtime(engine: str | None = None, settings: Settings | None = None) -> Ite
         with err_console.status(f"Starting the {settings.engine.type} engine ({settings.worker_count} workers)..."):
             rt.open()
     except FacegateError as exc:  # e.g. a server database on an old schema: the message says what to do
+        rt.close()
+        raise _fail(exc) from exc
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+@contextmanager
+def _store_only(*, blobs: bool = False) -> Iterator[StoreRuntime]:
+    """For commands that manage people, keys and history: the store (and with `blobs`, the blob store) without
+    the engine, the index or the blob sweep. A change to faces reaches running servers through the change log."""
+    rt = StoreRuntime(_settings())
+    try:
+        if blobs:
+            rt.open()
+        else:
+            rt.open_store()
+    except FacegateError as exc:
         rt.close()
         raise _fail(exc) from exc
     try:
@@ -228,7 +247,7 @@ def people_list(
     offset: int = 0,
 ) -> None:
     """List enrolled people."""
-    with _runtime() as rt:
+    with _store_only() as rt:
         page = people_service.list_people(rt, limit=limit, offset=offset, name=name)
     table = Table(title=f"{page.total} people")
     # Ids and names are never cut: they are what the other commands take; the other columns wrap.
@@ -244,7 +263,7 @@ def people_list(
 @people_app.command("show")
 def people_show(person_id: str) -> None:
     """Show one person as JSON."""
-    with _runtime() as rt:
+    with _store_only() as rt:
         try:
             console.print_json(people_service.get_person(rt, person_id).model_dump_json())
         except FacegateError as exc:
@@ -254,7 +273,7 @@ def people_show(person_id: str) -> None:
 @people_app.command("rename")
 def people_rename(person_id: str, name: str) -> None:
     """Change a person's name."""
-    with _runtime() as rt:
+    with _store_only() as rt:
         try:
             person = people_service.update_person(rt, person_id, PersonUpdate(name=name))
         except FacegateError as exc:
@@ -267,7 +286,7 @@ def people_delete(person_id: str, yes: Annotated[bool, typer.Option("--yes", hel
     """Delete a person with all faces, images and match history."""
     if not yes:
         typer.confirm(f"Delete {person_id} and everything stored for them?", abort=True)
-    with _runtime() as rt:
+    with _store_only(blobs=True) as rt:
         try:
             people_service.delete_person(rt, person_id)
         except FacegateError as exc:
@@ -506,19 +525,6 @@ def bench_command(
 
 keys_app = typer.Typer(help="Create, list and revoke API keys (on the same store as the server).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-
-
-@contextmanager
-def _store_only() -> Iterator[Runtime]:
-    rt = Runtime(_settings())
-    try:
-        rt.open_store()
-    except FacegateError as exc:
-        raise _fail(exc) from exc
-    try:
-        yield rt
-    finally:
-        rt.store.close()
 
 
 @keys_app.command("create")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from facegate.services.runtime import Runtime
+from facegate.services.runtime import StoreRuntime
 from facegate.services.schemas import AuditPage, AuditPublic
 from facegate.store.base import AuditEntry, AuditFilter
 
@@ -24,7 +24,7 @@ class Actor:
 CLI = Actor(key_id=None, address="cli")
 
 
-def record(rt: Runtime, actor: Actor, action: str, target: str | None = None, **detail: Any) -> None:
+def record(rt: StoreRuntime, actor: Actor, action: str, target: str | None = None, **detail: Any) -> None:
     """Called after the action succeeded. A failure to write the entry is logged loudly rather than turning
     a completed action into an error."""
     entry = AuditEntry(
@@ -42,7 +42,7 @@ def record(rt: Runtime, actor: Actor, action: str, target: str | None = None, **
 
 
 def list_entries(
-    rt: Runtime,
+    rt: StoreRuntime,
     *,
     limit: int,
     offset: int,

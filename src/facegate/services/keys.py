@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from facegate.config import Scope
 from facegate.errors import InvalidInput, NotFound
-from facegate.services.runtime import Runtime
+from facegate.services.runtime import StoreRuntime
 from facegate.services.schemas import KeyCreated, KeyPublic
 from facegate.store.base import KeyCreate, KeyRow
 
@@ -34,7 +34,7 @@ def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(KEY_BYTES)
 
 
-def hash_key(rt: Runtime, key: str) -> str:
+def hash_key(rt: StoreRuntime, key: str) -> str:
     pepper = rt.settings.auth.pepper
     secret = pepper.get_secret_value().encode() if pepper else DEFAULT_PEPPER
     return hmac.new(secret, key.encode(), hashlib.sha256).hexdigest()
@@ -53,7 +53,7 @@ def to_public(row: KeyRow) -> KeyPublic:
     )
 
 
-def _new(rt: Runtime, key: str, name: str, scopes: list[Scope], expires_at: datetime | None) -> KeyCreate:
+def _new(rt: StoreRuntime, key: str, name: str, scopes: list[Scope], expires_at: datetime | None) -> KeyCreate:
     return KeyCreate(
         name=name,
         scopes=sorted(set(scopes)),
@@ -63,7 +63,7 @@ def _new(rt: Runtime, key: str, name: str, scopes: list[Scope], expires_at: date
     )
 
 
-def create_key(rt: Runtime, *, name: str, scopes: list[Scope], expires_at: datetime | None = None) -> KeyCreated:
+def create_key(rt: StoreRuntime, *, name: str, scopes: list[Scope], expires_at: datetime | None = None) -> KeyCreated:
     if not name.strip():
         raise InvalidInput("name must not be empty.", code="invalid_name")
     if not scopes:
@@ -79,7 +79,7 @@ def create_key(rt: Runtime, *, name: str, scopes: list[Scope], expires_at: datet
     return KeyCreated(key=to_public(row), secret=key)
 
 
-def ensure_bootstrap_key(rt: Runtime) -> str | None:
+def ensure_bootstrap_key(rt: StoreRuntime) -> str | None:
     """On a store without any key, create an admin key: FACEGATE_AUTH__BOOTSTRAP_KEY if set, else a new one,
     which is returned (to be shown once). None when the store already had a key or the configured one was
     used."""
@@ -96,22 +96,22 @@ def ensure_bootstrap_key(rt: Runtime) -> str | None:
     return key
 
 
-def list_keys(rt: Runtime) -> list[KeyPublic]:
+def list_keys(rt: StoreRuntime) -> list[KeyPublic]:
     return [to_public(k) for k in rt.store.keys.list_keys()]
 
 
-def revoke_key(rt: Runtime, key_id: str) -> KeyPublic:
+def revoke_key(rt: StoreRuntime, key_id: str) -> KeyPublic:
     return to_public(rt.store.keys.revoke(key_id, datetime.now(UTC)))
 
 
-def require_key(rt: Runtime, key_id: str) -> KeyPublic:
+def require_key(rt: StoreRuntime, key_id: str) -> KeyPublic:
     row = rt.store.keys.get(key_id)
     if row is None:
         raise NotFound(f"No API key with id {key_id}.", code="key_not_found")
     return to_public(row)
 
 
-def authenticate(rt: Runtime, presented: str) -> KeyRow | None:
+def authenticate(rt: StoreRuntime, presented: str) -> KeyRow | None:
     """The live key these credentials are, or None (unknown, revoked or expired)."""
     if not presented.startswith(KEY_PREFIX) and rt.settings.auth.bootstrap_key is None:
         return None
@@ -129,7 +129,7 @@ def authenticate(rt: Runtime, presented: str) -> KeyRow | None:
     return row
 
 
-def _touch(rt: Runtime, row: KeyRow, now: datetime) -> None:
+def _touch(rt: StoreRuntime, row: KeyRow, now: datetime) -> None:
     interval = rt.settings.auth.touch_interval_seconds
     last = rt.key_touches.get(row.id)
     if last is not None and time.monotonic() - last < interval:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import mimetypes
 
 from facegate.errors import InvalidInput, NotFound
-from facegate.services.runtime import Runtime
+from facegate.services.runtime import StoreRuntime
 from facegate.services.schemas import BoxPublic, FaceDetail, PeoplePage, PersonPublic, PersonUpdate
 from facegate.store.base import FaceRow, PersonRow, Removed
 
@@ -23,23 +23,23 @@ def to_public(person: PersonRow) -> PersonPublic:
     )
 
 
-def require_person(rt: Runtime, person_id: str) -> PersonRow:
+def require_person(rt: StoreRuntime, person_id: str) -> PersonRow:
     person = rt.store.get_person(person_id)
     if person is None:
         raise NotFound(f"No person with id {person_id}.", code="person_not_found")
     return person
 
 
-def list_people(rt: Runtime, *, limit: int, offset: int, name: str | None) -> PeoplePage:
+def list_people(rt: StoreRuntime, *, limit: int, offset: int, name: str | None) -> PeoplePage:
     people, total = rt.store.list_people(limit=limit, offset=offset, name=name)
     return PeoplePage(items=[to_public(p) for p in people], total=total)
 
 
-def get_person(rt: Runtime, person_id: str) -> PersonPublic:
+def get_person(rt: StoreRuntime, person_id: str) -> PersonPublic:
     return to_public(require_person(rt, person_id))
 
 
-def update_person(rt: Runtime, person_id: str, update: PersonUpdate) -> PersonPublic:
+def update_person(rt: StoreRuntime, person_id: str, update: PersonUpdate) -> PersonPublic:
     fields = update.model_fields_set
     if "name" in fields and update.name is None:
         raise InvalidInput("name cannot be null; every person has a name.", code="invalid_name")
@@ -49,13 +49,13 @@ def update_person(rt: Runtime, person_id: str, update: PersonUpdate) -> PersonPu
     return to_public(rt.store.update_person(person_id, changes))
 
 
-def _forget(rt: Runtime, removed: Removed) -> None:
+def _forget(rt: StoreRuntime, removed: Removed) -> None:
     """After rows are gone: index entries (via the change log) and blobs, which cannot be rolled back."""
     rt.sync_index_after_write()
     rt.discard_blobs(removed.blob_keys)
 
 
-def delete_person(rt: Runtime, person_id: str) -> None:
+def delete_person(rt: StoreRuntime, person_id: str) -> None:
     _forget(rt, rt.store.delete_person(person_id))
 
 
@@ -73,11 +73,11 @@ def _face_detail(face: FaceRow) -> FaceDetail:
     )
 
 
-def list_faces(rt: Runtime, person_id: str) -> list[FaceDetail]:
+def list_faces(rt: StoreRuntime, person_id: str) -> list[FaceDetail]:
     return [_face_detail(f) for f in rt.store.list_faces(person_id)]
 
 
-def face_image(rt: Runtime, person_id: str, face_id: int) -> tuple[bytes, str]:
+def face_image(rt: StoreRuntime, person_id: str, face_id: int) -> tuple[bytes, str]:
     """The enrolled photo a face was taken from, and its media type. The type comes from the stored key, whose
     extension enrollment took from the decoded format, never from the client's file name (a JPEG uploaded as
     "x.html" must not be served as text/html)."""
@@ -86,5 +86,5 @@ def face_image(rt: Runtime, person_id: str, face_id: int) -> tuple[bytes, str]:
     return rt.blobs.get(image.blob_key), media_type
 
 
-def delete_face(rt: Runtime, person_id: str, face_id: int) -> None:
+def delete_face(rt: StoreRuntime, person_id: str, face_id: int) -> None:
     _forget(rt, rt.store.delete_face(person_id, face_id))

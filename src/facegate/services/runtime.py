@@ -1,5 +1,8 @@
 """Everything a request needs, built from Settings and opened once: store, blobs, engine pool, index.
 
+`StoreRuntime` is the part without the engine and the index, for commands that manage people, keys and history
+(`facegate people ...`, `facegate keys ...`): it starts no engine worker, builds no index and sweeps no blobs.
+
 Also the two disciplines every service shares: blobs are written before the rows that point at them and
 deleted after those rows are gone (the store records the in-between state, so a crash is settled later),
 and an in-process index follows the store's change log (so it sees what other processes and replicas do).
@@ -42,12 +45,96 @@ class Readiness:
     parts: dict[str, bool]
 
 
-class Runtime:
-    def __init__(self, settings: Settings, engine: EnginePool | None = None) -> None:
-        """`engine`: an already opened pool to share (its owner closes it); by default one is built."""
+class StoreRuntime:
+    """The store and the blob store, and the blob discipline. What services that only read or change rows and
+    blobs need; a server's `Runtime` is one too. Changes to faces reach every process's index through the store's
+    change log, which the store writes in the same transaction as the rows."""
+
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store: Repository = build_repository(settings)
         self.blobs: BlobStore = build_blob_store(settings)
+        # When this process last recorded each key's use (monotonic seconds): uses are written throttled.
+        self.key_touches: dict[str, float] = {}
+
+    def open_store(self) -> None:
+        """The store alone: for commands that never read or delete a blob (keys, listings), so that they do not
+        depend on the blob store being reachable."""
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store.open()
+
+    def open(self) -> None:
+        self.open_store()
+        self.blobs.open()
+
+    def sync_index_after_write(self) -> None:
+        """After this process committed a change: nothing to do without an in-process index. The change is in
+        the store's change log, which every running server's index follows (`Runtime.sync_index`)."""
+
+    # Blobs ---------------------------------------------------------------------------------------------------
+    def put_blobs(self, items: list[tuple[str, bytes]]) -> None:
+        """Write blobs that rows about to be stored will point at. Recorded as pending first, so a crash at
+        any point leaves nothing the sweep cannot settle; on failure the blobs written so far are removed."""
+        keys = [key for key, _ in items]
+        self.store.begin_blob_writes(keys)
+        written: list[str] = []
+        try:
+            for key, data in items:
+                self.blobs.put(key, data)
+                written.append(key)
+        except BaseException:
+            self.discard_blobs(keys)
+            raise
+
+    def discard_blobs(self, keys: list[str]) -> None:
+        """Delete blobs no row points at any more (after a failed write, or rows deleted). A blob that cannot
+        be deleted now stays pending and is retried by the sweep."""
+        deleted: list[str] = []
+        for key in keys:
+            try:
+                self.blobs.delete(key)
+                deleted.append(key)
+            except Exception:
+                log.exception("could not delete blob %s; the sweep will retry", key)
+        try:
+            self.store.forget_pending_blobs(deleted)
+        except Exception:
+            log.exception("could not clear %d pending blobs; the sweep will settle them", len(deleted))
+
+    def settle_pending_blobs(self, grace_seconds: float) -> int:
+        """Settle blobs left pending by interrupted operations for longer than `grace_seconds`: delete those no
+        row points at, forget the rest. Reads only the pending list, never the whole bucket or table."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
+        settled = 0
+        while True:
+            keys = self.store.pending_blobs(cutoff)
+            if not keys:
+                return settled
+            referenced = self.store.referenced_blobs(keys)
+            done: list[str] = []
+            for key in keys:
+                if key not in referenced:
+                    try:
+                        self.blobs.delete(key)
+                    except Exception:
+                        log.exception("could not delete orphan blob %s; will retry", key)
+                        continue
+                    settled += 1
+                done.append(key)
+            self.store.forget_pending_blobs(done)
+            if len(done) < len(keys):
+                return settled
+
+    def close(self) -> None:
+        self.store.close()
+
+
+class Runtime(StoreRuntime):
+    """A `StoreRuntime` with the engine pool and the vector index: what enroll, identify and the server need."""
+
+    def __init__(self, settings: Settings, engine: EnginePool | None = None) -> None:
+        """`engine`: an already opened pool to share (its owner closes it); by default one is built."""
+        super().__init__(settings)
         self._owns_engine = engine is None
         self.engine = engine or EnginePool(settings.engine, settings.worker_count, limits=settings.limits)
         info = self.engine.info
@@ -64,14 +151,10 @@ class Runtime:
         self._sync_lock = threading.Lock()
         self._cursor = 0
         self._synced_at = 0.0
-        # When this process last recorded each key's use (monotonic seconds): uses are written throttled.
-        self.key_touches: dict[str, float] = {}
 
     def open(self) -> None:
         started = time.perf_counter()
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store.open()
-        self.blobs.open()
+        super().open()
         if self._owns_engine:
             self.engine.open()
         self.index.open()
@@ -88,10 +171,6 @@ class Runtime:
             self.settings.index.type,
             len(self.index),
         )
-
-    def open_store(self) -> None:
-        """Only the store: for commands that manage keys or read history, without starting the engine."""
-        self.store.open()
 
     # Index ---------------------------------------------------------------------------------------------------
     def _snapshot_path(self) -> Path:
@@ -237,60 +316,6 @@ class Runtime:
         except Exception:
             log.exception("index sync after a write failed; the next sync will catch up")
 
-    # Blobs ---------------------------------------------------------------------------------------------------
-    def put_blobs(self, items: list[tuple[str, bytes]]) -> None:
-        """Write blobs that rows about to be stored will point at. Recorded as pending first, so a crash at
-        any point leaves nothing the sweep cannot settle; on failure the blobs written so far are removed."""
-        keys = [key for key, _ in items]
-        self.store.begin_blob_writes(keys)
-        written: list[str] = []
-        try:
-            for key, data in items:
-                self.blobs.put(key, data)
-                written.append(key)
-        except BaseException:
-            self.discard_blobs(keys)
-            raise
-
-    def discard_blobs(self, keys: list[str]) -> None:
-        """Delete blobs no row points at any more (after a failed write, or rows deleted). A blob that cannot
-        be deleted now stays pending and is retried by the sweep."""
-        deleted: list[str] = []
-        for key in keys:
-            try:
-                self.blobs.delete(key)
-                deleted.append(key)
-            except Exception:
-                log.exception("could not delete blob %s; the sweep will retry", key)
-        try:
-            self.store.forget_pending_blobs(deleted)
-        except Exception:
-            log.exception("could not clear %d pending blobs; the sweep will settle them", len(deleted))
-
-    def settle_pending_blobs(self, grace_seconds: float) -> int:
-        """Settle blobs left pending by interrupted operations for longer than `grace_seconds`: delete those no
-        row points at, forget the rest. Reads only the pending list, never the whole bucket or table."""
-        cutoff = datetime.now(UTC) - timedelta(seconds=grace_seconds)
-        settled = 0
-        while True:
-            keys = self.store.pending_blobs(cutoff)
-            if not keys:
-                return settled
-            referenced = self.store.referenced_blobs(keys)
-            done: list[str] = []
-            for key in keys:
-                if key not in referenced:
-                    try:
-                        self.blobs.delete(key)
-                    except Exception:
-                        log.exception("could not delete orphan blob %s; will retry", key)
-                        continue
-                    settled += 1
-                done.append(key)
-            self.store.forget_pending_blobs(done)
-            if len(done) < len(keys):
-                return settled
-
     # Health --------------------------------------------------------------------------------------------------
     def readiness(self) -> Readiness:
         parts = {
@@ -310,4 +335,4 @@ class Runtime:
             except Exception:
                 log.exception("could not save the index snapshot; the next start rebuilds the index")
         self.index.close()
-        self.store.close()
+        super().close()
