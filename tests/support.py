@@ -126,7 +126,7 @@ class FailingBlobStore(FileBlobStore):
         self.fail_on = fail_on
         self.puts = 0
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         self.puts += 1
         if self.puts == self.fail_on:
             raise OSError(28, "No space left on device (injected)")

@@ -116,7 +116,7 @@ def test_invalid_json_body_is_invalid_field(client: TestClient) -> None:
 
 
 class _FullDisk(FileBlobStore):
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         raise OSError(28, "No space left on device (injected)")
 
 

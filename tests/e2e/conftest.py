@@ -272,7 +272,9 @@ class Deployment:
                     dict(r._mapping)
                     for r in conn.execute(text("SELECT id, person_id, blob_key, sha256, filename FROM images"))
                 ]
-                faces = [dict(r._mapping) for r in conn.execute(text("SELECT id, person_id, image_id, engine FROM faces"))]
+                faces = [
+                    dict(r._mapping) for r in conn.execute(text("SELECT id, person_id, image_id, engine FROM faces"))
+                ]
                 matches = [dict(r._mapping) for r in conn.execute(text("SELECT id, person_id, crop_key FROM matches"))]
                 pending = int(conn.execute(text("SELECT count(*) FROM pending_blobs")).scalar_one())
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import pytest
 from sqlalchemy import select
 
@@ -85,7 +86,7 @@ class DeletingBlobStore(FileBlobStore):
         super().__init__(root)
         self.rt, self.person_id, self.done = rt, person_id, False
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         if key.startswith("crops/") and not self.done:
             self.done = True
             people_service.delete_person(self.rt, self.person_id)
@@ -102,3 +103,25 @@ def test_a_match_deleted_during_identify_is_searched_again(runtime: Runtime, dev
     assert result.faces[0].match is None and result.faces[0].candidates == []
     assert row_counts(runtime) == {"people": 0, "images": 0, "faces": 0, "matches": 1}
     assert len(blob_files(runtime)) == 1  # the second attempt's crop; the first one's was removed
+
+
+def test_unknown_faces_say_why(runtime: Runtime, dev: Path) -> None:
+    powell = (dev / "colin_powell" / "1.jpg").read_bytes()
+    [nobody] = identify_service.identify(runtime, powell).faces
+    assert nobody.match is None and nobody.reason == "no_candidate" and nobody.candidates == []
+    assert nobody.decided_by == "opencv"
+
+    enroll_service.enroll(runtime, [Upload("1.jpg", (dev / "george_w_bush" / "1.jpg").read_bytes())], name="Bush")
+    [stranger] = identify_service.identify(runtime, powell).faces
+    assert stranger.match is None and stranger.reason == "above_threshold"
+    assert stranger.candidates[0].name == "Bush" and stranger.candidates[0].distance > runtime.engine.info.threshold
+
+    # The same face at 30% size (a 27 px box): below the enrollment minimum, so its distances mean little.
+    image = cv2.imread(str(dev / "colin_powell" / "1.jpg"))
+    tiny = cv2.imencode(".png", cv2.resize(image, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA))[1].tobytes()
+    [small] = identify_service.identify(runtime, tiny).faces
+    assert small.box.width < runtime.settings.enroll.min_face_size
+    assert small.match is None and small.reason == "low_quality"
+
+    matched = identify_service.identify(runtime, (dev / "george_w_bush" / "2.jpg").read_bytes()).faces[0]
+    assert matched.match is not None and matched.reason is None

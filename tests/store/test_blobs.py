@@ -91,3 +91,13 @@ def test_ready_only_when_writable(store: FileBlobStore, tmp_path: Path) -> None:
 def test_constructor_does_no_io(tmp_path: Path) -> None:
     FileBlobStore(tmp_path / "later")
     assert not (tmp_path / "later").exists()
+
+
+@pytest.mark.parametrize("durable", [True, False])
+def test_fsync_only_for_durable_writes(store: FileBlobStore, monkeypatch: pytest.MonkeyPatch, durable: bool) -> None:
+    synced: list[int] = []
+    monkeypatch.setattr("facegate.store.blobs.os.fsync", lambda fd: synced.append(fd))
+    store.put("crops/a.jpg", b"\xff\xd8crop", durable=durable)
+    assert store.get("crops/a.jpg") == b"\xff\xd8crop"  # atomic and readable either way
+    assert len(synced) == (1 if durable else 0)
+    assert _files(store.root) == ["crops/a.jpg"]

@@ -126,7 +126,7 @@ def _match_and_record(
             )
         )
     if records:
-        rt.put_blobs(crops)
+        rt.put_blobs(crops, durable=rt.settings.identify.durable_crops)
         try:
             match_ids = rt.store.add_matches(records)
         except BaseException:

@@ -81,7 +81,13 @@ def match_crop(rt: Runtime, match_id: int) -> bytes:
     key = _require_match(rt, match_id).crop_key
     if key is None:
         raise NotFound(f"Match {match_id} has no stored crop.", code="crop_not_found")
-    return rt.blobs.get(key)
+    try:
+        data = rt.blobs.get(key)
+    except NotFound:
+        data = b""
+    if not data:  # lost to a power failure (crops are not fsynced by default: IdentifySettings.durable_crops)
+        raise NotFound(f"The crop of match {match_id} was lost.", code="crop_not_found")
+    return data
 
 
 def enroll_from_match(

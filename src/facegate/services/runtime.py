@@ -72,15 +72,16 @@ class StoreRuntime:
         the store's change log, which every running server's index follows (`Runtime.sync_index`)."""
 
     # Blobs ---------------------------------------------------------------------------------------------------
-    def put_blobs(self, items: list[tuple[str, bytes]]) -> None:
+    def put_blobs(self, items: list[tuple[str, bytes]], *, durable: bool = True) -> None:
         """Write blobs that rows about to be stored will point at. Recorded as pending first, so a crash at
-        any point leaves nothing the sweep cannot settle; on failure the blobs written so far are removed."""
+        any point leaves nothing the sweep cannot settle; on failure the blobs written so far are removed.
+        `durable`: see `BlobStore.put`."""
         keys = [key for key, _ in items]
         self.store.begin_blob_writes(keys)
         written: list[str] = []
         try:
             for key, data in items:
-                self.blobs.put(key, data)
+                self.blobs.put(key, data, durable=durable)
                 written.append(key)
         except BaseException:
             self.discard_blobs(keys)

@@ -18,7 +18,10 @@ from facegate.errors import InvalidInput, NotFound
 class BlobStore(Protocol):
     def open(self) -> None: ...
 
-    def put(self, key: str, data: bytes) -> None: ...
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Store `data` under `key`, atomically. `durable`: on stable storage before returning (power-loss
+        safe); otherwise safe from a process crash only, which is cheaper (see IdentifySettings.durable_crops)."""
+        ...
 
     def get(self, key: str) -> bytes: ...
 
@@ -30,7 +33,7 @@ class BlobStore(Protocol):
 
 
 class FileBlobStore:
-    """Keys are relative paths under a root directory; writes are atomic (temp file, fsync, rename)."""
+    """Keys are relative paths under a root directory; writes are atomic (temp file, fsync when durable, rename)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -44,7 +47,7 @@ class FileBlobStore:
             raise InvalidInput(f"Invalid blob key {key!r}.")
         return path
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Named after the blob, so that deleting the key also finds the temporary file of a write killed
@@ -53,8 +56,9 @@ class FileBlobStore:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

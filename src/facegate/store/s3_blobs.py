@@ -146,8 +146,8 @@ class S3BlobStore:
             detail = f"{type(exc).__name__}: {exc}"
         return Unavailable(f"S3 {operation} of blob {key!r} in {self._where} failed: {detail}")
 
-    def put(self, key: str, data: bytes) -> None:
-        name = self._key(key)
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        name = self._key(key)  # an acknowledged PutObject is durable either way
         try:
             self._s3().put_object(Bucket=self.bucket, Key=name, Body=data)
         except (ClientError, BotoCoreError) as exc:
