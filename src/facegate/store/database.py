@@ -55,13 +55,15 @@ class Database:
 
     def open(self) -> None:
         """Connect (lazily: the first session opens the first connection). No schema changes here."""
-        options: dict[str, Any] = {"echo": self._echo, "pool_pre_ping": True}
+        options: dict[str, Any] = {"echo": self._echo}
         if self.dialect == "sqlite":
+            # A file, not a server: a connection cannot go stale, so no ping before each use.
             database = make_url(self.url).database
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
         else:
-            options |= {"pool_size": self._pool_size, "max_overflow": self._pool_size}
+            # A server may have closed an idle connection (restart, failover): ping before use.
+            options |= {"pool_size": self._pool_size, "max_overflow": self._pool_size, "pool_pre_ping": True}
         engine = create_engine(self.url, **options)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
