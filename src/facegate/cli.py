@@ -512,7 +512,7 @@ def bench_command(
             f"Enrolled {enrolled.people} people ({enrolled.faces} faces, {enrolled.rejected_photos} photos rejected)"
             f" in {enrolled.seconds:.1f}s" + (f"; failed: {enrolled.failed}" if enrolled.failed else "")
         )
-    table = Table(title=f"identify, {result.concurrency} clients, {result.requests} requests, {result.url}")
+    table = Table(title=f"identify: {result.requests} requests, {result.concurrency} clients", caption=result.url)
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("images/s", f"{result.images_per_s:.2f}")

@@ -215,7 +215,9 @@ def identify_bench(
         else:
             statuses[_error_code(status, answer)] += 1
     if any(key.split()[0] == "401" for key in statuses):
-        raise FacegateError("The server refused the API key (401): pass --api-key.", code="unauthorized")
+        raise FacegateError(
+            "The server refused the key (401): pass a key with the identify scope as --api-key.", code="unauthorized"
+        )
     return IdentifyBench(
         url=url,
         photos=len(photos),
