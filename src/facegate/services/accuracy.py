@@ -190,7 +190,7 @@ def open_set(
         enrolled = set(rng.choice(eligible, size=max(1, round(len(eligible) * enrolled_share)), replace=False))
         gallery: list[int] = []
         known: list[int] = []
-        for name in enrolled:
+        for name in sorted(enrolled):  # a set of str iterates in a per-process order
             chosen = rng.permutation(photos[name])
             gallery += list(chosen[:photos_per_person])
             known += list(chosen[photos_per_person:])
