@@ -298,3 +298,27 @@ def test_peak_memory_of_a_large_lossless_decode_is_about_one_decoded_copy(dev: P
     width, peak_mb = (int(v) for v in result.stdout.split())
     assert width == -(-6000 // 7)  # reduced 7 times, rounded up
     assert peak_mb < 72 * 1.5, f"decoding took {peak_mb} MB at its peak"
+
+
+def test_check_decodable_refuses_from_the_header_what_decode_would() -> None:
+    import io
+
+    from PIL import Image
+
+    from facegate.errors import PayloadTooLarge
+    from facegate.vision.images import check_decodable, decode
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (3000, 2000)).save(buffer, "PNG")  # 6 MP, not scalable by its decoder
+    png = buffer.getvalue()
+    with pytest.raises(PayloadTooLarge):
+        check_decodable(png, 40_000_000, min_side=800, max_decoded_pixels=5_000_000)
+    with pytest.raises(PayloadTooLarge):
+        decode(png, 40_000_000, min_side=800, max_decoded_pixels=5_000_000)
+    assert check_decodable(png, 40_000_000, min_side=800, max_decoded_pixels=6_000_000).width == 3000
+    buffer = io.BytesIO()
+    Image.new("RGB", (3000, 2000)).save(buffer, "JPEG")  # libjpeg decodes it at 1/2: 1.5 MP
+    jpeg = buffer.getvalue()
+    assert check_decodable(jpeg, 40_000_000, min_side=800, max_decoded_pixels=2_000_000).format == "JPEG"
+    with pytest.raises(PayloadTooLarge):
+        check_decodable(jpeg, 40_000_000, min_side=0, max_decoded_pixels=2_000_000)  # full size: 6 MP

@@ -51,10 +51,18 @@ def test_pool_reports_its_engine_and_size(opencv_pool: EnginePool) -> None:
     assert opencv_pool.ready()
 
 
-def test_unopened_pool_is_not_ready_and_refuses_work() -> None:
+def test_unopened_pool_is_not_ready_and_refuses_work(dev: Path) -> None:
     pool = EnginePool(OpenCVEngineSettings(), workers=1)  # no process is started by the constructor
     assert not pool.ready()
     with pytest.raises(Unavailable) as raised:
-        pool.submit(b"x", max_pixels=LIMIT, max_faces=1, crops=False)
+        pool.submit((dev / "colin_powell" / "1.jpg").read_bytes(), max_pixels=LIMIT, max_faces=1, crops=False)
     assert raised.value.code == "engine_unavailable"
     pool.close()  # closing a pool that never opened is harmless
+
+
+def test_an_image_its_header_rules_out_is_refused_before_it_takes_a_slot() -> None:
+    # An unopened pool would answer Unavailable to anything it queued: the refusal comes first, from the header.
+    pool = EnginePool(OpenCVEngineSettings(), workers=1)
+    with pytest.raises(UnsupportedImage):
+        pool.submit(b"not an image", max_pixels=LIMIT, max_faces=1, crops=False)
+    assert pool.inflight == 0

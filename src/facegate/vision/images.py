@@ -49,6 +49,19 @@ def probe(data: bytes, max_pixels: int) -> ImageHeader:
     return ImageHeader(fmt, width, height)
 
 
+def check_decodable(
+    data: bytes, max_pixels: int, *, min_side: int = 0, max_decoded_pixels: int | None = None
+) -> ImageHeader:
+    """Every refusal `decode` would make before decoding a pixel (format, header pixels, the size the decoder
+    would produce), from the header alone: cheap enough to run before an image is queued for the engine."""
+    header = probe(data, max_pixels)
+    if max_decoded_pixels is not None:
+        with Image.open(io.BytesIO(data)) as img:
+            _draft(img, header, min_side)
+            _check_decoded_size(header.format, *img.size, max_decoded_pixels)
+    return header
+
+
 def decode(data: bytes, max_pixels: int, *, min_side: int = 0, max_decoded_pixels: int | None = None) -> BGRImage:
     """Decode to a BGR array with EXIF orientation applied. Truncated or corrupt files raise.
 
@@ -79,16 +92,21 @@ def _decode_reduced(
 ) -> tuple[Image.Image, Image.Transpose | None]:
     """RGB pixels at reduced scale, and how to turn them upright. The full-size decode is freed on return."""
     with Image.open(io.BytesIO(data)) as img:
-        longer = max(header.width, header.height)
-        if min_side and header.format in _SCALED_BY_DECODER and longer >= 2 * min_side:
-            factor = min_side / longer
-            img.draft("RGB", (int(header.width * factor) + 1, int(header.height * factor) + 1))
+        _draft(img, header, min_side)
         if max_decoded_pixels is not None:
             _check_decoded_size(header.format, *img.size, max_decoded_pixels)
         img.load()
         transpose = _ORIENTATION.get(img.getexif().get(ExifTags.Base.Orientation, 1))
         reduction = max(img.size) // min_side if min_side else 1
         return _reduced_rgb(img, max(1, reduction)), transpose
+
+
+def _draft(img: Image.Image, header: ImageHeader, min_side: int) -> None:
+    """Ask a JPEG decoder for the smallest scale whose longer side stays >= min_side (no pixels decoded)."""
+    longer = max(header.width, header.height)
+    if min_side and header.format in _SCALED_BY_DECODER and longer >= 2 * min_side:
+        factor = min_side / longer
+        img.draft("RGB", (int(header.width * factor) + 1, int(header.height * factor) + 1))
 
 
 # Formats whose decoder can produce a reduced scale directly (libjpeg's DCT scaling, via Image.draft).

@@ -41,6 +41,7 @@ from facegate.errors import FacegateError, Unavailable, UnsupportedImage
 from facegate.vision.analysis import ImageAnalysis, Secondary, analyze
 from facegate.vision.engine import BGRImage, Embedding, EngineInfo, FaceEngine, FusedFaceEngine
 from facegate.vision.factory import build_engine
+from facegate.vision.images import check_decodable
 
 log = logging.getLogger(__name__)
 
@@ -367,11 +368,14 @@ class EnginePool:
     def submit(
         self, data: bytes, *, max_pixels: int, max_faces: int, crops: bool, secondary: Secondary = "none"
     ) -> Future[ImageAnalysis]:
-        """Queue one image. Raises EngineBusy when every slot is taken (see the module doc), UnsupportedImage
-        (image_crashed_engine) for a photo that crashed a worker before, Unavailable when not started."""
-        digest = hashlib.sha256(data).digest()
+        """Queue one image. Raises what the image's header already rules out (PayloadTooLarge,
+        UnsupportedImage: before it takes an engine slot, so a busy engine never turns a 413 into a 503),
+        EngineBusy when every slot is taken (see the module doc), UnsupportedImage (image_crashed_engine) for a
+        photo that crashed a worker before, Unavailable when not started."""
         settings = self._settings
         detect_side = (settings.opencv if isinstance(settings, FusionEngineSettings) else settings).max_detect_side
+        check_decodable(data, max_pixels, min_side=detect_side, max_decoded_pixels=self._limits.max_decoded_pixels)
+        digest = hashlib.sha256(data).digest()
         return self._submit(
             _analyze,
             digest,
