@@ -3,11 +3,13 @@ follows the committed rows."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from facegate.config import EnrollSettings
 from facegate.errors import Conflict, InvalidInput, NotFound, Unprocessable
@@ -202,3 +204,13 @@ def test_a_clear_subject_dominates_bystanders(opencv_pool: EnginePool, dev: Path
     assert len(analysis.boxes) > 1
     face, reason = enroll_service.pick_face(analysis, EnrollSettings())
     assert reason is None and face is not None and face.box == analysis.boxes[0]
+
+
+def test_a_photo_too_large_to_decode_is_rejected_alone(runtime: Runtime, dev: Path) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (5000, 5000)).save(buffer, "PNG")  # 25 MP: under the header limit, over the decode limit
+    big = Upload("big.png", buffer.getvalue())
+    good = Upload("1.jpg", (dev / "colin_powell" / "1.jpg").read_bytes())
+    result = enroll_service.enroll(runtime, [big, good], name="Powell")
+    assert [f.filename for f in result.faces] == ["1.jpg"]
+    assert [(r.filename, r.reason) for r in result.rejected] == [("big.png", "image_too_large")]

@@ -207,7 +207,9 @@ def _analyze(
             future = rt.engine.submit(
                 upload.data, max_pixels=limits.max_image_pixels, max_faces=1, crops=False, secondary="embed"
             )
-        except UnsupportedImage as exc:  # e.g. a photo that crashed an engine worker before: this photo only
+        # Refused from its header (too large to decode) or a photo that crashed an engine worker before: this
+        # photo only.
+        except (UnsupportedImage, PayloadTooLarge) as exc:
             rejected.append((Rejection(filename=upload.filename, reason=exc.code, message=exc.message), exc))
             continue
         pending.append((upload, sha, EXTENSIONS.get(header.format, ".img"), future))

@@ -87,18 +87,24 @@ class Embedded:
 def embed_faceset(faceset: FaceSet, pool: EnginePool, *, max_pixels: int, progress: Progress | None = None) -> Embedded:
     secondary: Secondary = "embed" if pool.info.secondary is not None else "none"
     jobs = []
+    failed: list[str] = []
     for identity, files in faceset.photos.items():
         for path in files:
             rel = path.relative_to(faceset.root).as_posix()
-            future = pool.submit(
-                path.read_bytes(), max_pixels=max_pixels, max_faces=1, crops=False, secondary=secondary
-            )
+            try:
+                future = pool.submit(
+                    path.read_bytes(), max_pixels=max_pixels, max_faces=1, crops=False, secondary=secondary
+                )
+            except FacegateError:  # not an image, or too large: counted as a photo without a face
+                failed.append(rel)
+                if progress:
+                    progress(1)
+                continue
             jobs.append((rel, identity, future))
     keys: list[str] = []
     names: list[str] = []
     vectors: list[npt.NDArray[np.float32]] = []
     seconds: list[npt.NDArray[np.float32]] = []
-    failed: list[str] = []
     for rel, identity, future in jobs:
         try:
             analysis = pool.wait(future)

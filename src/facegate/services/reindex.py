@@ -50,10 +50,10 @@ def reindex(rt: Runtime, progress: Callable[[int], None] | None = None) -> Reind
                 continue
             try:
                 data = rt.blobs.get(image.blob_key)
-            except FacegateError as exc:  # the photo itself is gone: report it, carry on
+                future = rt.engine.submit(data, max_pixels=limit, max_faces=1, crops=False, secondary="embed")
+            except FacegateError as exc:  # the photo is gone, or refused under today's limits: report it, carry on
                 result.failed.append(f"{image.blob_key}: {exc.code}")
                 continue
-            future = rt.engine.submit(data, max_pixels=limit, max_faces=1, crops=False, secondary="embed")
             submitted.append((image, future))
         faces: list[tuple[str, NewFace]] = []
         for image, future in submitted:
