@@ -20,7 +20,7 @@ export PYTHONPATH="bench${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p bench/results
 engines=(--engine fusion --engine opencv)
 python -m facegate_bench run "$dev" --name dev "${engines[@]}" --output-dir bench/results "$@"
-# Small photos: 2,302 probes are plenty for one pass; latency and bulk enroll are measured on dev.
-python -m facegate_bench run "$calib" --name calib "${engines[@]}" --passes 1 --latency-requests 0 --enroll-runs 0 \
+# Small photos: 2,302 probes are plenty for one pass; latency is measured on dev, bulk enroll on 400 photos of each.
+python -m facegate_bench run "$calib" --name calib "${engines[@]}" --passes 1 --latency-requests 0 --enroll-max-photos 400 \
     --cli-ratio-target 3.5 --output-dir bench/results "$@"
 python -m facegate_bench table bench/results/bench-{dev,calib}-{fusion,opencv}.json

@@ -26,11 +26,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--output-dir", type=Path, help="write bench-<name>-<engine>.json here")
     run.add_argument("--name", help="face set name in the file names (default: the folder's name)")
     run.add_argument("--no-baseline", dest="baseline", action="store_false", help="skip the face_recognition CLI")
+    run.add_argument(
+        "--no-identify", dest="identify", action="store_false", help="bulk enroll only (no identify or latency)"
+    )
     run.add_argument("--no-ceiling", dest="ceiling", action="store_false", help="skip the bare engine")
     run.add_argument("--concurrency", type=int, default=2, help="identify clients over HTTP")
     run.add_argument("--passes", type=int, default=3, help="passes over the probes (HTTP and bare engine)")
     run.add_argument("--latency-requests", type=int, default=100, help="sequential 640x480 requests; 0: none")
     run.add_argument("--enroll-runs", type=int, default=3, help="`facegate enroll` runs (median); 0: none")
+    run.add_argument(
+        "--enroll-max-photos", type=int, default=0, help="bulk enroll a seeded sample of people, ~this many photos"
+    )
     run.add_argument("--max-probes", type=int, default=0, help="a seeded sample of this many probes; 0: all")
     run.add_argument("--seed", type=int, default=0, help="seed of the gallery/probe split")
     run.add_argument("--cli-ratio-target", type=float, default=5.0, help="target ratio to the CLI")
@@ -52,11 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         faceset=args.faceset,
         engines=tuple(args.engines or ("fusion",)),
         baseline=args.baseline,
+        identify=args.identify,
         ceiling=args.ceiling,
         concurrency=args.concurrency,
         passes=args.passes,
         latency_requests=args.latency_requests,
         enroll_runs=args.enroll_runs,
+        enroll_max_photos=args.enroll_max_photos,
         max_probes=args.max_probes,
         seed=args.seed,
         cli_ratio_target=args.cli_ratio_target,

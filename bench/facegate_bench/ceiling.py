@@ -1,5 +1,5 @@
-"""The bare engine: the service's own per-photo identify work with nothing around it, in `processes`
-single-threaded processes. This is the ceiling identify over HTTP is measured against.
+"""The bare engine: the service's own per-photo work with nothing around it, in `processes` single-threaded
+processes. This is the ceiling identify over HTTP, and `facegate enroll`, are measured against.
 
 The per-photo work is what a service pool worker does for identify: `facegate.vision.analysis.analyze` with
 the service's limits and detection size and `secondary="input"`. For the fused engine it also includes
@@ -7,17 +7,22 @@ the service's limits and detection size and `secondary="input"`. For the fused e
 "fusion"`, taken from the HTTP run on the same probes. Crops are not encoded: the identify path keeps them for
 match history, which is work the service adds around the models. Each worker reads its photo from disk.
 The service receives its photo over HTTP instead.
+
+The per-photo enroll work is what a pool worker does for enroll (`facegate.services.enroll._analyze`):
+`analyze` with the same limits and detection size, `max_faces=1`, no crops and `secondary="embed"` (the fused
+engine stores both descriptors of the enrolled face). The service's choice of the face, its database rows and
+its copy of the photo are work around the models.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from facegate.config import (
     DlibEngineSettings,
@@ -30,6 +35,8 @@ from facegate.vision.analysis import analyze
 from facegate.vision.engine import FaceEngine, FusedFaceEngine
 from facegate.vision.factory import build_engine
 from facegate_bench.split import Probe
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -110,6 +117,57 @@ def _identify_work(task: tuple[str, tuple[int, ...]]) -> tuple[int, int]:
     return len(analysis.faces), second
 
 
+def _enroll_work(path: str) -> tuple[int, int]:
+    """One photo as enroll analyses it: (faces embedded, second descriptors computed)."""
+    assert _engine is not None and _params is not None
+    analysis = analyze(
+        _engine,
+        Path(path).read_bytes(),
+        max_pixels=_params.max_pixels,
+        max_faces=1,
+        crops=False,
+        decode_side=_params.decode_side,
+        max_decoded_pixels=_params.max_decoded_pixels,
+        secondary="embed",
+    )
+    return len(analysis.faces), sum(face.secondary is not None for face in analysis.faces)
+
+
+@dataclass
+class _BareRun:
+    load_seconds: float
+    pass_seconds: list[float]
+    results: list[tuple[int, int]]  # the last pass's, per task: (faces, second descriptors)
+
+
+def _run_bare(
+    engine: str,
+    params: AnalyzeParams,
+    work: Callable[[T], tuple[int, int]],
+    tasks: Sequence[T],
+    *,
+    processes: int,
+    passes: int,
+) -> _BareRun:
+    """`work` over every task `passes` times in `processes` spawned processes (1 OpenCV thread each, models
+    loaded before the clock starts, a short warm-up first)."""
+    settings, _ = engine_settings(engine)
+    ctx = multiprocessing.get_context("spawn")
+    started = ctx.Value("i", 0)
+    load_started = time.perf_counter()
+    with ctx.Pool(processes, initializer=_init, initargs=(settings, params, started)) as pool:
+        pool.map(_await_all, [processes] * processes, chunksize=1)
+        load_seconds = time.perf_counter() - load_started
+        pool.map(work, tasks[: processes * 2], chunksize=1)  # warm-up
+        pass_seconds = []
+        results: list[tuple[int, int]] = []
+        for _ in range(passes):
+            t0 = time.perf_counter()
+            results = list(pool.imap_unordered(work, tasks, chunksize=1))
+            pass_seconds.append(time.perf_counter() - t0)
+    return _BareRun(load_seconds, pass_seconds, results)
+
+
 def bare_engine_identify(
     probes: Sequence[Probe],
     engine: str,
@@ -119,23 +177,11 @@ def bare_engine_identify(
     fused_faces: Mapping[str, Sequence[int]] | None = None,
 ) -> dict[str, Any]:
     """Every probe `passes` times through the bare engine in `processes` processes (1 OpenCV thread each)."""
-    settings, params = engine_settings(engine)
+    _, params = engine_settings(engine)
     fused = fused_faces or {}
     tasks = [(str(p.path), tuple(fused.get(p.filename, ()))) for p in probes]
-    ctx = multiprocessing.get_context("spawn")
-    started = ctx.Value("i", 0)
-    load_started = time.perf_counter()
-    with ctx.Pool(processes, initializer=_init, initargs=(settings, params, started)) as pool:
-        pool.map(_await_all, [processes] * processes, chunksize=1)
-        load_seconds = time.perf_counter() - load_started
-        pool.map(_identify_work, tasks[: processes * 2], chunksize=1)  # warm-up
-        pass_seconds = []
-        results: list[tuple[int, int]] = []
-        for _ in range(passes):
-            t0 = time.perf_counter()
-            results = list(pool.imap_unordered(_identify_work, tasks, chunksize=1))
-            pass_seconds.append(time.perf_counter() - t0)
-    total = sum(pass_seconds)
+    run = _run_bare(engine, params, _identify_work, tasks, processes=processes, passes=passes)
+    total = sum(run.pass_seconds)
     return {
         "what": (
             "facegate.vision.analysis.analyze(secondary='input', crops=False) per probe"
@@ -145,11 +191,36 @@ def bare_engine_identify(
         "processes": processes,
         "images": len(tasks),
         "passes": passes,
-        "pass_seconds": [round(s, 3) for s in pass_seconds],
+        "pass_seconds": [round(s, 3) for s in run.pass_seconds],
         "images_per_s": round(len(tasks) * passes / total, 2),
-        "faces_analysed_per_pass": sum(n for n, _ in results),
-        "second_descriptors_per_pass": sum(s for _, s in results),
+        "faces_analysed_per_pass": sum(n for n, _ in run.results),
+        "second_descriptors_per_pass": sum(s for _, s in run.results),
         "fused_faces_known": fused_faces is not None,
-        "model_load_seconds": round(load_seconds, 3),
+        "model_load_seconds": round(run.load_seconds, 3),
+        "analyze_params": asdict(params),
+    }
+
+
+def bare_engine_enroll(photos: Sequence[Path], engine: str, *, processes: int, passes: int = 1) -> dict[str, Any]:
+    """Every photo `passes` times through the bare engine as enroll analyses it, in `processes` processes
+    (1 OpenCV thread each): the ceiling of `facegate enroll`."""
+    _, params = engine_settings(engine)
+    params = replace(params, max_faces=1)
+    tasks = [str(p) for p in photos]
+    run = _run_bare(engine, params, _enroll_work, tasks, processes=processes, passes=passes)
+    total = sum(run.pass_seconds)
+    return {
+        "what": (
+            "facegate.vision.analysis.analyze(max_faces=1, crops=False, secondary='embed') per photo (the work "
+            f"of enroll's engine task), {processes} processes x 1 OpenCV thread, photos read from disk by the workers"
+        ),
+        "processes": processes,
+        "images": len(tasks),
+        "passes": passes,
+        "pass_seconds": [round(s, 3) for s in run.pass_seconds],
+        "images_per_s": round(len(tasks) * passes / total, 2),
+        "faces_embedded_per_pass": sum(n for n, _ in run.results),
+        "second_descriptors_per_pass": sum(s for _, s in run.results),
+        "model_load_seconds": round(run.load_seconds, 3),
         "analyze_params": asdict(params),
     }

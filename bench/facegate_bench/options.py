@@ -18,11 +18,13 @@ class BenchOptions:
     # Every engine is measured in the same run, against one run of the baseline on the same split.
     engines: tuple[str, ...] = ("fusion",)
     baseline: bool = True
+    identify: bool = True  # identify throughput (HTTP, bare engine, CLI) and latency; False: bulk enroll only
     ceiling: bool = True  # the bare engine in `cpus` single-threaded processes
     concurrency: int = 2  # identify clients over HTTP
     passes: int = 3
     latency_requests: int = 100  # 0: no latency phase
     enroll_runs: int = 3  # 0: no bulk-enroll phase
+    enroll_max_photos: int = 0  # bulk enroll on every person, or a seeded sample of people with about this many photos
     seed: int = 0
     max_probes: int = 0  # 0: every probe; else a seeded sample of this many (the gallery stays whole)
     # Throughput target against the face_recognition CLI: >= 5x on the dev set's large photos, about 3.5x on

@@ -13,8 +13,8 @@ import httpx
 
 from facegate.services.evaluation import load_faceset
 from facegate_bench.baseline import run_baseline
-from facegate_bench.bulk_enroll import bulk_enroll
-from facegate_bench.ceiling import bare_engine_identify
+from facegate_bench.bulk_enroll import bulk_enroll, cli_gallery_encoding, enroll_photos
+from facegate_bench.ceiling import bare_engine_enroll, bare_engine_identify
 from facegate_bench.client import enroll_gallery
 from facegate_bench.latency import LATENCY_SIZE, identify_latency, latency_image
 from facegate_bench.machine import machine
@@ -65,13 +65,94 @@ def _sample_probes(split: Split, max_probes: int, seed: int) -> Split:
     return replace(split, probes=sorted(chosen, key=lambda p: p.filename))
 
 
+def _identify(
+    options: BenchOptions,
+    engine: str,
+    split: Split,
+    faceset_root: Path,
+    work: Path,
+    baseline: dict[str, Any] | None,
+    load: dict[str, Any],
+    log: Log,
+) -> dict[str, Any]:
+    """Identify throughput over HTTP and on the bare engine (and latency): the report's parts."""
+
+    def http() -> HttpResult:
+        return _facegate_http(options, engine, split, faceset_root, work, log)
+
+    fg, fused, latency, telemetry = measure_quietly("facegate_http", http, options, load, log)
+    throughput: dict[str, Any] = {"facegate": fg}
+    if options.ceiling:
+
+        def ceiling() -> dict[str, Any]:
+            log(f"bare engine ({engine}): {options.cpus} processes x 1 thread, x{options.passes} passes...")
+            return bare_engine_identify(
+                split.probes, engine, processes=options.cpus, passes=options.passes, fused_faces=fused
+            )
+
+        bare = measure_quietly("bare_engine", ceiling, options, load, log)
+        throughput["bare_engine"] = bare
+        throughput["share_of_ceiling"] = round(fg["images_per_s"] / bare["images_per_s"], 3)
+    if baseline is not None:
+        throughput["face_recognition"] = baseline
+        throughput["ratio_probes_only"] = round(fg["images_per_s"] / baseline["images_per_s_probes_only"], 2)
+        throughput["ratio_end_to_end"] = round(fg["images_per_s"] / baseline["images_per_s_total"], 2)
+    report: dict[str, Any] = {"throughput": throughput}
+    if latency is not None:
+        report["latency"] = latency
+    if telemetry is not None:
+        report["server_telemetry"] = telemetry
+    return report
+
+
+def _bulk_enroll(
+    options: BenchOptions,
+    engine: str,
+    to_enroll: dict[str, list[Path]],
+    work: Path,
+    cli: dict[str, Any] | None,
+    load: dict[str, Any],
+    log: Log,
+) -> dict[str, Any]:
+    """`facegate enroll` vs the bare engine doing enroll's per-photo work vs the CLI's gallery encoding."""
+
+    def enroll() -> dict[str, Any]:
+        log(f"bulk enroll ({engine}): facegate enroll x{options.enroll_runs}...")
+        return bulk_enroll(to_enroll, engine, work / f"enroll-{engine}", options.enroll_runs)
+
+    fg = measure_quietly("bulk_enroll", enroll, options, load, log)
+    result: dict[str, Any] = {"facegate": fg}
+    if options.ceiling:
+
+        def ceiling() -> dict[str, Any]:
+            log(f"bare engine enroll ({engine}): {options.cpus} processes x 1 thread...")
+            photos = [p for files in to_enroll.values() for p in files]
+            return bare_engine_enroll(photos, engine, processes=options.cpus)
+
+        bare = measure_quietly("bare_engine_enroll", ceiling, options, load, log)
+        result["bare_engine"] = bare
+        # The bare engine's rate leaves its model loading out, as the rate without start-up does.
+        result["share_of_ceiling"] = round(fg["images_per_s_excluding_startup"] / bare["images_per_s"], 3)
+        result["share_of_ceiling_with_startup"] = round(fg["images_per_s"] / bare["images_per_s"], 3)
+    if cli is not None:
+        result["face_recognition"] = cli
+        result["ratio_to_cli"] = round(fg["images_per_s"] / cli["images_per_s"], 2)
+        result["ratio_to_cli_excluding_startup"] = round(
+            fg["images_per_s_excluding_startup"] / cli["images_per_s_excluding_startup"], 2
+        )
+    return result
+
+
 def run(options: BenchOptions, log: Log = print) -> dict[str, dict[str, Any]]:
     """One report per engine (engine -> report); the baseline's figures appear in each, from its one run."""
     unknown = [e for e in options.engines if e not in ENGINES]
     if unknown or not options.engines:
         raise ValueError(f"engines must be among {', '.join(ENGINES)}")
+    if not options.identify and not options.enroll_runs:
+        raise ValueError("nothing to measure: identify is off and there are no enroll runs")
     faceset = load_faceset(options.faceset.resolve())
     split = _sample_probes(split_gallery(faceset.photos, options.seed), options.max_probes, options.seed)
+    to_enroll = enroll_photos(faceset.photos, options.enroll_max_photos, options.seed)
     common: dict[str, Any] = {
         "options": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()},
         "machine": machine(),
@@ -83,6 +164,7 @@ def run(options: BenchOptions, log: Log = print) -> dict[str, dict[str, Any]]:
             "gallery": {k: v.relative_to(faceset.root).as_posix() for k, v in split.gallery.items()},
             "probes_known": sum(p.known for p in split.probes),
             "probes_unknown": sum(not p.known for p in split.probes),
+            "bulk_enroll": {"people": len(to_enroll), "photos": sum(len(v) for v in to_enroll.values())},
         },
         "targets_spec": {
             **TARGETS,
@@ -97,50 +179,31 @@ def run(options: BenchOptions, log: Log = print) -> dict[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="facegate-bench-") as tmp:
         work = Path(tmp)
         known_dir, unknown_dir = write_baseline_dirs(split, work / "split")
-        if options.baseline:
+        if options.baseline and options.identify:
 
             def run_cli() -> dict[str, Any]:
                 log(f"baseline: face_recognition --cpus {options.cpus} on {len(split.probes)} probes...")
                 return run_baseline(split, known_dir, unknown_dir, work, options.cpus)
 
             baseline = measure_quietly("baseline", run_cli, options, baseline_load, log)
+        cli_enroll: dict[str, Any] | None = None
+        if options.baseline and options.enroll_runs:
+
+            def run_cli_enroll() -> dict[str, Any]:
+                photos = sum(len(v) for v in to_enroll.values())
+                log(f"baseline bulk enroll: face_recognition KNOWN_DIR EMPTY_DIR on {photos} photos...")
+                return cli_gallery_encoding(to_enroll, work / "cli-enroll", options.cpus)
+
+            cli_enroll = measure_quietly("baseline_enroll", run_cli_enroll, options, baseline_load, log)
 
         for engine in options.engines:
             load: dict[str, Any] = dict(baseline_load)
             report: dict[str, Any] = {"engine": engine, "engines_in_run": list(options.engines), **common}
 
-            def http(engine: str = engine) -> HttpResult:
-                return _facegate_http(options, engine, split, faceset.root, work, log)
-
-            fg, fused, latency, telemetry = measure_quietly("facegate_http", http, options, load, log)
-            throughput: dict[str, Any] = {"facegate": fg}
-            if options.ceiling:
-
-                def ceiling(engine: str = engine, fused: dict[str, list[int]] = fused) -> dict[str, Any]:
-                    log(f"bare engine ({engine}): {options.cpus} processes x 1 thread, x{options.passes} passes...")
-                    return bare_engine_identify(
-                        split.probes, engine, processes=options.cpus, passes=options.passes, fused_faces=fused
-                    )
-
-                bare = measure_quietly("bare_engine", ceiling, options, load, log)
-                throughput["bare_engine"] = bare
-                throughput["share_of_ceiling"] = round(fg["images_per_s"] / bare["images_per_s"], 3)
-            if baseline is not None:
-                throughput["face_recognition"] = baseline
-                throughput["ratio_probes_only"] = round(fg["images_per_s"] / baseline["images_per_s_probes_only"], 2)
-                throughput["ratio_end_to_end"] = round(fg["images_per_s"] / baseline["images_per_s_total"], 2)
-            report["throughput"] = throughput
-            if latency is not None:
-                report["latency"] = latency
-            if telemetry is not None:
-                report["server_telemetry"] = telemetry
+            if options.identify:
+                report.update(_identify(options, engine, split, faceset.root, work, baseline, load, log))
             if options.enroll_runs:
-
-                def enroll(engine: str = engine) -> dict[str, Any]:
-                    log(f"bulk enroll ({engine}): facegate enroll x{options.enroll_runs}...")
-                    return bulk_enroll(faceset.photos, engine, work / f"enroll-{engine}", options.enroll_runs)
-
-                report["bulk_enroll"] = measure_quietly("bulk_enroll", enroll, options, load, log)
+                report["bulk_enroll"] = _bulk_enroll(options, engine, to_enroll, work, cli_enroll, load, log)
             load["max_other_processes_cores"] = max(v["other_processes_cores"] for v in load.values())
             load["contended"] = load["max_other_processes_cores"] > CONTENDED_CORES
             if load["contended"]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from facegate_bench.ceiling import bare_engine_identify, engine_settings
+from facegate_bench.ceiling import bare_engine_enroll, bare_engine_identify, engine_settings
 from facegate_bench.split import Probe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,4 +35,14 @@ def test_bare_engine_analyses_every_probe() -> None:
     assert result["images"] == 2 and result["passes"] == 1
     assert result["faces_analysed_per_pass"] >= 2
     assert result["second_descriptors_per_pass"] == 0
+    assert result["images_per_s"] > 0
+
+
+def test_bare_engine_enroll_embeds_one_face_per_photo() -> None:
+    photos = sorted((_dev() / "barack_obama").glob("*.jpg"))[:2]
+    result = bare_engine_enroll(photos, "opencv", processes=1)
+    assert result["images"] == 2 and result["passes"] == 1
+    assert result["faces_embedded_per_pass"] == 2
+    assert result["second_descriptors_per_pass"] == 0
+    assert result["analyze_params"]["max_faces"] == 1
     assert result["images_per_s"] > 0

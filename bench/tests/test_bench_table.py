@@ -51,3 +51,23 @@ def test_table_of_an_older_report_says_what_was_not_measured(
     assert main(["table", str(path)]) == 0
     out = capsys.readouterr().out
     assert "| bare engine images/s (the ceiling: same work, processes x 1 thread) | n/a |" in out
+
+
+def test_table_shows_bulk_enroll_three_ways(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = _report("opencv", 30.0, 40.0, 14.0)
+    report["bulk_enroll"] = {
+        "facegate": {"images_per_s": 18.0, "images_per_s_excluding_startup": 20.0},
+        "bare_engine": {"images_per_s": 21.0},
+        "face_recognition": {"images_per_s": 6.0, "images_per_s_excluding_startup": 8.0},
+        "share_of_ceiling": 0.952,
+        "share_of_ceiling_with_startup": 0.857,
+        "ratio_to_cli": 3.0,
+        "ratio_to_cli_excluding_startup": 2.5,
+    }
+    report["targets"] = targets(report, cli_ratio=3.5, ceiling_share=0.9)
+    path = tmp_path / "bench-calib-opencv.json"
+    path.write_text(json.dumps(report))
+    assert main(["table", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "| bulk enroll as a share of the ceiling: without / with start-up (target >= 90%) | 95% / 86% (met) |" in out
+    assert "| bulk enroll ratio to the CLI: with / without start-up | 3.0x / 2.5x |" in out
