@@ -117,7 +117,9 @@ def threshold_at_far(impostor: FloatArray, far: float) -> float:
     return float(np.nextafter(cut, -np.inf))
 
 
-def cluster_ci(values: FloatArray, clusters: Sequence[str] | npt.NDArray[Any], *, seed: int = 0) -> list[float]:
+def cluster_ci(
+    values: FloatArray, clusters: Sequence[str] | npt.NDArray[Any], *, seed: int = 0, digits: int = 4
+) -> list[float]:
     """95% percentile interval of the mean of `values`, resampling whole clusters (people) with replacement:
     photos of one person are not independent trials."""
     if len(values) == 0:
@@ -129,13 +131,14 @@ def cluster_ci(values: FloatArray, clusters: Sequence[str] | npt.NDArray[Any], *
     draws = rng.multinomial(len(keys), np.full(len(keys), 1.0 / len(keys)), size=BOOTSTRAP_SAMPLES)
     means = (draws @ sums) / np.maximum(draws @ counts, 1.0)
     low, high = np.percentile(means, [2.5, 97.5])
-    return [round(float(low), 4), round(float(high), 4)]
+    return [round(float(low), digits), round(float(high), digits)]
 
 
-def rate(values: FloatArray, clusters: Sequence[str] | npt.NDArray[Any]) -> dict[str, Any]:
+def rate(values: FloatArray, clusters: Sequence[str] | npt.NDArray[Any], *, digits: int = 4) -> dict[str, Any]:
+    """A share with its 95% interval by people (`digits`: more for rates near 1e-4)."""
     return {
-        "value": round(float(np.mean(values)), 4) if len(values) else None,
-        "ci95": cluster_ci(values, clusters),
+        "value": round(float(np.mean(values)), digits) if len(values) else None,
+        "ci95": cluster_ci(values, clusters, digits=digits),
         "n": len(values),
     }
 
@@ -217,13 +220,12 @@ def open_set(
     return records
 
 
-def tar_at_far(system: System, far: float) -> dict[str, Any]:
-    """TAR on every same-person pair at the threshold that accepts `far` of every different-person pair."""
+def tar_at_far(system: System, far: float) -> tuple[FloatArray, npt.NDArray[np.str_]]:
+    """Whether each same-person pair is accepted at the threshold that accepts `far` of every different-person
+    pair (its first person too, for intervals by people); empty when there are no pairs of one kind."""
     (i, j), same = impostor_and_genuine(system.identity)
     scores = system.roc_scores()[i, j]
     if not same.any() or same.all():
-        return {"value": None, "ci95": [None, None], "n": 0}
+        return np.zeros(0), np.zeros(0, dtype=np.str_)
     t = threshold_at_far(scores[~same], far)
-    result = rate((scores[same] <= t).astype(float), system.identity[i[same]])
-    result["threshold"] = round(t, 4)
-    return result
+    return (scores[same] <= t).astype(float), system.identity[i[same]]

@@ -18,6 +18,7 @@ is for people the thresholds never saw.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -114,15 +115,31 @@ def fit(
     )
 
 
-def _error_rates(system: System) -> dict[str, Any]:
-    """False-match and false-non-match rates at the system's threshold on every photo pair of its people."""
-    (i, j), same = impostor_and_genuine(system.identity)
-    accepted = system.pair_scores()[i, j] <= system.threshold
-    people = system.identity[i]
-    return {
-        "fmr": {"accepted": int(accepted[~same].sum()), "pairs": int((~same).sum())},
-        "fnmr": rate((~accepted[same]).astype(float), people[same]),
-    }
+@dataclass
+class _Errors:
+    """Per held-out photo pair at its fold's threshold: different-person pairs accepted, same-person pairs
+    refused, each with the pair's first person (intervals resample people)."""
+
+    false_match: list[FloatArray] = field(default_factory=list)
+    false_match_people: list[np.ndarray[Any, Any]] = field(default_factory=list)
+    false_non_match: list[FloatArray] = field(default_factory=list)
+    false_non_match_people: list[np.ndarray[Any, Any]] = field(default_factory=list)
+
+    def add(self, system: System) -> None:
+        (i, j), same = impostor_and_genuine(system.identity)
+        accepted = system.pair_scores()[i, j] <= system.threshold
+        people = system.identity[i]
+        self.false_match.append(accepted[~same].astype(float))
+        self.false_match_people.append(people[~same])
+        self.false_non_match.append((~accepted[same]).astype(float))
+        self.false_non_match_people.append(people[same])
+
+    def report(self) -> dict[str, Any]:
+        fm = np.concatenate(self.false_match)
+        return {
+            "held_out_fmr": rate(fm, np.concatenate(self.false_match_people), digits=7) | {"accepted": int(fm.sum())},
+            "held_out_fnmr": rate(np.concatenate(self.false_non_match), np.concatenate(self.false_non_match_people)),
+        }
 
 
 def cross_validate(
@@ -138,7 +155,7 @@ def cross_validate(
     order = np.random.default_rng(seed).permutation(len(people))
     fold_of = {people[k]: n % FOLDS for n, k in enumerate(order)}
     records = {name: SystemRecords() for name in ("opencv", "dlib", "fusion")}
-    errors: dict[str, list[dict[str, Any]]] = {name: [] for name in records}
+    errors = {name: _Errors() for name in records}
     fits = []
     for fold in range(FOLDS):
         train = {p for p in people if fold_of[p] != fold}
@@ -156,15 +173,10 @@ def cross_validate(
             held_out = system.subset(keep)
             keys = (distances.dlib_pass if name == "dlib" else distances.fused_pass).keys
             records[name].add(held_out, keys, distances.faceset.pairs, keep)
-            errors[name].append(_error_rates(held_out))
+            errors[name].add(held_out)
     report: dict[str, Any] = {}
     for name, rec in records.items():
-        accepted = sum(e["fmr"]["accepted"] for e in errors[name])
-        pairs = sum(e["fmr"]["pairs"] for e in errors[name])
-        report[name] = rec.report() | {
-            "held_out_fmr": {"value": accepted / max(pairs, 1), "accepted": accepted, "pairs": pairs},
-            "held_out_fnmr_per_fold": [e["fnmr"]["value"] for e in errors[name]],
-        }
+        report[name] = rec.report() | errors[name].report()
     report["fold_thresholds"] = {
         "opencv": [c.opencv.threshold for c in fits],
         "dlib": [c.dlib.threshold for c in fits],
