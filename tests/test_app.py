@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 
 from facegate import __version__
 from facegate.app import create_app
+from facegate.config import OpenCVEngineSettings, Settings
 from facegate.services.runtime import Runtime
 
 ROUTES = {
@@ -66,3 +70,16 @@ def test_app_over_a_shared_runtime_leaves_it_open(runtime: Runtime) -> None:
     with TestClient(create_app(runtime=runtime)) as client:
         assert client.get("/ready").status_code == 200
     assert runtime.store.ping()
+
+
+def test_first_start_shows_the_new_admin_key_with_the_configured_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", workers=1, port=8123, engine=OpenCVEngineSettings())
+    with TestClient(create_app(settings)) as client:
+        printed = capsys.readouterr().out
+        key = next(line.strip() for line in printed.splitlines() if line.strip().startswith("fg_"))
+        assert "http://127.0.0.1:8123/api/v1/people" in printed
+        assert client.get("/api/v1/people", headers={"X-API-Key": key}).status_code == 200
+    with TestClient(create_app(settings)):
+        assert "fg_" not in capsys.readouterr().out  # shown once: a key exists now

@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         owned = Runtime(settings)
         await run_in_threadpool(owned.open)
         app.state.runtime = owned
-        _announce(await run_in_threadpool(keys_service.ensure_bootstrap_key, owned))
+        _announce(await run_in_threadpool(keys_service.ensure_bootstrap_key, owned), owned.settings)
         upkeep = asyncio.create_task(_maintain(owned))
         try:
             yield
@@ -114,15 +114,16 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return app
 
 
-def _announce(key: str | None) -> None:
+def _announce(key: str | None, settings: Settings) -> None:
     """Show a first-start admin key once, where the person who ran `facegate serve` sees it."""
     if key is None:
         return
+    base = f"http://{settings.host}:{settings.port}"
     log.warning("no API key existed: created an admin key (shown once on standard output)")
     print(
         "\nNo API key existed, so an admin key was created. It is shown only this once; keep it safe:\n\n"
         f"    {key}\n\n"
-        "Use it as a header:  curl -H 'X-API-Key: <key>' http://127.0.0.1:8000/api/v1/people\n"
+        f"Use it as a header:  curl -H 'X-API-Key: <key>' {base}/api/v1/people\n"
         "Create narrower keys: facegate keys create --name NAME --scope identify\n",
         flush=True,
     )

@@ -140,12 +140,13 @@ def serve(
     from facegate.app import create_app
 
     settings = _settings()
+    settings.host, settings.port = host or settings.host, port or settings.port
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     err_console.print(f"facegate data in {settings.data_dir}; engine {settings.engine.type}")
     uvicorn.run(
         create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level,
         # h11 even where httptools is installed: it refuses a request head over 16 KiB (431/400), httptools
         # takes a 1 MB header (tests/e2e/test_hostile_inputs.py).
