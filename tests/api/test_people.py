@@ -152,3 +152,18 @@ def test_patch_cannot_null_the_name(client: TestClient, dev: Path) -> None:
     response = client.patch(f"/api/v1/people/{person['id']}", json={"name": None})
     assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_name")
     assert client.get(f"/api/v1/people/{person['id']}").json()["name"] == "Colin Powell"
+
+
+def test_sightings_of_a_person_enrolled_after_being_seen(client: TestClient, dev: Path) -> None:
+    unknown = identify(client, dev / "colin_powell" / "2.jpg")["faces"][0]
+    assert unknown["match"] is None and unknown["reason"] == "no_candidate"
+    person = enroll(client, [dev / "colin_powell" / "1.jpg"], name="Colin Powell")["person"]["id"]
+
+    response = client.get(f"/api/v1/people/{person}/sightings", params={"limit": 10})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [item["match"]["id"] for item in body["items"]] == [unknown["match_id"]]
+    assert body["items"][0]["distance"] <= body["threshold"] and body["searched"] == 1
+    missing = client.get("/api/v1/people/no-such-person/sightings")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "person_not_found"

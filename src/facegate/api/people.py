@@ -9,7 +9,8 @@ from facegate.api.deps import MAX_ID, RuntimeDep
 from facegate.api.openapi import IMAGE_TYPES
 from facegate.services import audit
 from facegate.services import people as people_service
-from facegate.services.schemas import FacesPage, PeoplePage, PersonPublic, PersonUpdate
+from facegate.services import sightings as sightings_service
+from facegate.services.schemas import FacesPage, PeoplePage, PersonPublic, PersonUpdate, SightingsPage
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
 
@@ -31,6 +32,18 @@ def list_people(
 @router.get("/{person_id}", response_model=PersonPublic)
 def get_person(rt: RuntimeDep, principal: ReadKey, person_id: PersonId) -> PersonPublic:
     return people_service.get_person(rt, person_id)
+
+
+@router.get("/{person_id}/sightings", response_model=SightingsPage)
+def person_sightings(
+    rt: RuntimeDep,
+    principal: ReadKey,
+    person_id: PersonId,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> SightingsPage:
+    """Past unknown faces in match history that are this person by identify's rule (nearest first): who was
+    seen before they were enrolled, or while they were not recognised."""
+    return sightings_service.person_sightings(rt, person_id, limit=limit)
 
 
 @router.patch("/{person_id}", response_model=PersonPublic)

@@ -113,6 +113,7 @@ def _match_and_record(
                 model_version=info.model_version,
                 candidates=[StoredCandidate(c.person_id, c.distance) for c in candidates],
                 crop_key=crop_key,
+                embedding=face.embedding.astype("<f4").tobytes(),
             )
         )
         faces.append(

@@ -44,6 +44,11 @@ def _to_public(record: MatchRow, names: dict[str, str]) -> MatchPublic:
     )
 
 
+def to_public(rt: Runtime, rows: list[MatchRow]) -> list[MatchPublic]:
+    names = _names(rt, rows)
+    return [_to_public(r, names) for r in rows]
+
+
 def _names(rt: Runtime, rows: list[MatchRow]) -> dict[str, str]:
     ids = {r.person_id for r in rows if r.person_id} | {c.person_id for r in rows for c in r.candidates}
     return rt.store.names_of(ids)

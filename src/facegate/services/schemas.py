@@ -223,6 +223,17 @@ class MatchesPage(BaseModel):
     total: int
 
 
+class SightingPublic(BaseModel):
+    match: MatchPublic = Field(description="The history entry: an identify that came back unknown")
+    distance: float = Field(description="The person's distance to that face (the identify rule, primary engine)")
+
+
+class SightingsPage(BaseModel):
+    items: list[SightingPublic] = Field(description="Nearest first")
+    threshold: float
+    searched: int = Field(description="Unknown faces in history with an embedding of the current engine")
+
+
 class KeyPublic(BaseModel):
     """An API key as listed: never the key itself."""
 

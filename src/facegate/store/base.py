@@ -140,11 +140,23 @@ class NewMatch:
     model_version: str
     candidates: list[StoredCandidate]
     crop_key: str | None
+    # The face's embedding (float32 bytes). Written with the match; history rows read back leave it out (None):
+    # `Repository.sightings` is the one reader.
+    embedding: bytes | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class MatchRow(NewMatch):
     id: int
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A face in match history with its embedding, for comparing past faces with a person."""
+
+    match_id: int
+    person_id: str | None
+    embedding: bytes
 
 
 @dataclass(frozen=True)
@@ -326,6 +338,17 @@ class Repository(Protocol):
 
     def images_missing_embedding(self, engine: str, model_version: str) -> list[str]:
         """Ids of images with no face embedded by this engine and model version."""
+        ...
+
+    def sightings(
+        self, engine: str, model_version: str, *, unknown_only: bool, after_id: int = 0, limit: int = 10_000
+    ) -> list[Sighting]:
+        """Match-history faces with an embedding of this engine and model version, in id order after `after_id`
+        (pages of `limit`): every one, or only those that came back unknown."""
+        ...
+
+    def get_matches(self, match_ids: Collection[int]) -> list[MatchRow]:
+        """These history rows (those that exist), in id order."""
         ...
 
     def sibling_embeddings(self, face_ids: Collection[int], engine: str, model_version: str) -> dict[int, bytes]:

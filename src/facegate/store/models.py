@@ -155,6 +155,9 @@ class MatchRecord(Base):
     # [{"person_id", "distance"}]: names are looked up when read, so deleting a person rewrites nothing here.
     candidates: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     crop_key: Mapped[str | None] = mapped_column(String(300), index=True)
+    # The face's embedding (engine, model_version above), for finding past sightings of a person named later.
+    # Deferred: history listings never load it.
+    embedding: Mapped[bytes | None] = mapped_column(EmbeddingType, nullable=True, deferred=True)
 
 
 class FaceChangeRecord(Base):

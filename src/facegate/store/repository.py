@@ -29,6 +29,7 @@ from facegate.store.base import (
     PersonCreate,
     PersonRow,
     Removed,
+    Sighting,
     StoredCandidate,
 )
 from facegate.store.database import CHANGE_LOG_LOCK, Database
@@ -457,6 +458,33 @@ class SQLRepository:
         with self.db.session() as session:
             return list(session.scalars(select(ImageRecord.id).where(~current).order_by(ImageRecord.id)))
 
+    def sightings(
+        self, engine: str, model_version: str, *, unknown_only: bool, after_id: int = 0, limit: int = 10_000
+    ) -> list[Sighting]:
+        query = (
+            select(MatchRecord.id, MatchRecord.person_id, MatchRecord.embedding)
+            .where(
+                MatchRecord.id > after_id,
+                MatchRecord.engine == engine,
+                MatchRecord.model_version == model_version,
+                MatchRecord.embedding.is_not(None),
+            )
+            .order_by(MatchRecord.id)
+            .limit(limit)
+        )
+        if unknown_only:
+            query = query.where(MatchRecord.person_id.is_(None))
+        with self.db.session() as session:
+            return [Sighting(int(i), p, bytes(e)) for i, p, e in session.execute(query) if e is not None]
+
+    def get_matches(self, match_ids: Collection[int]) -> list[MatchRow]:
+        rows: list[MatchRow] = []
+        with self.db.session() as session:
+            for chunk in _chunks(sorted(set(match_ids))):
+                query = select(MatchRecord).where(MatchRecord.id.in_(chunk)).order_by(MatchRecord.id)
+                rows += [_match_row(r) for r in session.scalars(query)]
+        return rows
+
     def sibling_embeddings(self, face_ids: Collection[int], engine: str, model_version: str) -> dict[int, bytes]:
         sibling = aliased(FaceRecord)
         result: dict[int, bytes] = {}
@@ -566,6 +594,7 @@ class SQLRepository:
                         model_version=m.model_version,
                         candidates=[{"person_id": c.person_id, "distance": c.distance} for c in m.candidates],
                         crop_key=m.crop_key,
+                        embedding=m.embedding,
                     )
                     for m in matches
                 ]

@@ -1,0 +1,56 @@
+"""Retro-search: the unknown faces in match history that a person, once enrolled, would have been named in.
+
+Each face identify kept is compared with the person as identify compares a face with a person (the person
+template rule over their enrolled faces, the engine's threshold). Only the primary embedding is kept in history,
+so the fused engine's second look is not applied here. Pages of history are read in id order, so memory stays
+bounded however long the history is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from facegate.index.base import Hit, per_person
+from facegate.services.accuracy import distance_matrix
+from facegate.services.matches import to_public
+from facegate.services.people import require_person
+from facegate.services.runtime import Runtime
+from facegate.services.schemas import SightingPublic, SightingsPage
+
+PAGE = 10_000
+
+
+def person_sightings(rt: Runtime, person_id: str, *, limit: int, threshold: float | None = None) -> SightingsPage:
+    require_person(rt, person_id)
+    info = rt.engine.info
+    threshold = info.threshold if threshold is None else threshold
+    template = rt.settings.identify.template
+    faces = rt.store.list_faces(person_id)
+    ids = [f.id for f in faces if (f.engine, f.model_version) == (info.name, info.model_version)]
+    stored = list(rt.store.iter_embeddings(info.name, info.model_version, ids=ids)) if ids else []
+    if not stored:  # enrolled under another engine only: nothing to compare with until `facegate reindex`
+        return SightingsPage(items=[], threshold=threshold, searched=0)
+    gallery = np.stack([np.frombuffer(e.vector, dtype="<f4") for e in stored]).astype(np.float64)
+    found: list[tuple[float, int]] = []
+    searched, after = 0, 0
+    while page := rt.store.sightings(info.name, info.model_version, unknown_only=True, after_id=after, limit=PAGE):
+        after = page[-1].match_id
+        searched += len(page)
+        probes = np.stack([np.frombuffer(s.embedding, dtype="<f4") for s in page]).astype(np.float64)
+        distances = distance_matrix(info.metric, probes, gallery)
+        # A person's distance is never below their nearest face's: only those rows can be within the threshold.
+        for row in np.flatnonzero(distances.min(axis=1) <= threshold):
+            hits = [Hit(e.face_id, person_id, float(d)) for e, d in zip(stored, distances[row], strict=True)]
+            score = per_person(hits, 1, template)[0].distance
+            if score <= threshold:
+                found.append((score, page[row].match_id))
+    found.sort()
+    best = dict((match_id, score) for score, match_id in found[:limit])
+    rows = rt.store.get_matches(best)
+    public = {m.id: m for m in to_public(rt, rows)}
+    items = [
+        SightingPublic(match=public[match_id], distance=round(score, 4))
+        for match_id, score in sorted(best.items(), key=lambda item: item[1])
+        if match_id in public
+    ]
+    return SightingsPage(items=items, threshold=threshold, searched=searched)
