@@ -77,6 +77,34 @@ def test_bulk_enroll_is_resumable_and_identify_finds_the_person(
     assert json.loads(result.output)["faces"][0]["match"] is None
 
 
+def test_bulk_enroll_syncs_the_index_once_and_saves_every_face(
+    data_dir: Path, people_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One index sync for the whole run, not one per person; the snapshot saved on close holds every face."""
+    syncs: list[int] = []
+    real_sync = Runtime.sync_index_after_write
+
+    def counted(self: Runtime) -> None:
+        syncs.append(len(self.index))
+        real_sync(self)
+
+    monkeypatch.setattr(Runtime, "sync_index_after_write", counted)
+    saved: list[int] = []
+    real_save = Runtime.save_index_snapshot
+
+    def saving(self: Runtime) -> None:
+        saved.append(len(self.index))
+        real_save(self)
+
+    monkeypatch.setattr(Runtime, "save_index_snapshot", saving)
+    result = runner.invoke(app, ["enroll", str(people_dir)])
+    assert result.exit_code == 0, result.output
+    added = int(result.output.split("Enrolled ")[1].split()[0])
+    assert added >= 3
+    assert syncs == [0]  # one sync, after every person's rows were committed
+    assert saved[-1] == added  # the snapshot written on close
+
+
 def test_delete_and_unknown_ids_fail_clearly(data_dir: Path, people_dir: Path) -> None:
     result = runner.invoke(app, ["people", "show", "no-such-id"])
     assert result.exit_code == 1

@@ -164,7 +164,8 @@ def _person_folders(root: Path) -> list[tuple[str, list[Path]]]:
 
 
 def _enroll_person(rt: Runtime, name: str, files: list[Path]) -> tuple[int, list[str]]:
-    """Enroll one folder, resuming: the person is found by name and already stored photos are skipped."""
+    """Enroll one folder, resuming: the person is found by name and already stored photos are skipped. The index
+    is not synced here: `enroll` syncs it once, after every folder (the faces wait in the store's change log)."""
     limit = rt.settings.limits.max_images_per_enroll
     added, problems = 0, []
     existing = rt.store.find_person_by_name(name)
@@ -173,10 +174,10 @@ def _enroll_person(rt: Runtime, name: str, files: list[Path]) -> tuple[int, list
         batch = [Upload(p.name, p.read_bytes()) for p in files[start : start + limit]]
         try:
             if person_id is None:
-                result = enroll_service.enroll(rt, batch, name=name)
+                result = enroll_service.enroll(rt, batch, name=name, sync_index=False)
                 person_id = result.person.id
             else:
-                result = enroll_service.enroll(rt, batch, person_id=person_id)
+                result = enroll_service.enroll(rt, batch, person_id=person_id, sync_index=False)
         except (Unprocessable, Conflict) as exc:
             # Every photo of this batch was refused; on a resumed run that is mostly "already enrolled".
             if exc.code != "duplicate_image":
@@ -209,6 +210,9 @@ def enroll(
                 added += n
                 problems += issues
                 progress.advance(task, futures[future])
+        # Once for the whole run rather than after each person (a change-log read and index inserts each time,
+        # under the GIL the engine's result handling needs): the snapshot saved on close includes every face.
+        rt.sync_index_after_write()
     console.print(f"Enrolled {added} new faces for {len(people)} people from {total} photos.")
     for problem in problems:
         console.print(f"  [yellow]skipped[/yellow] {problem}")

@@ -109,6 +109,18 @@ def test_index_failure_after_the_commit_loses_nothing(runtime: Runtime, powell: 
     assert {h.face_id for h in hits} == {f.id for f in result.faces}
 
 
+def test_a_batch_may_leave_the_index_sync_to_its_end(runtime: Runtime, powell: list[Path]) -> None:
+    """`facegate enroll` syncs the index once after every folder: each enrollment commits its rows and change
+    log entries, and the one sync at the end brings the index level with all of them."""
+    first = enroll_service.enroll(runtime, _uploads(*powell[:2]), name="Colin Powell", sync_index=False)
+    second = enroll_service.enroll(runtime, _uploads(powell[2]), person_id=first.person.id, sync_index=False)
+    assert row_counts(runtime) == {"people": 1, "images": 3, "faces": 3, "matches": 0}
+    assert len(runtime.index) == 0
+    runtime.sync_index_after_write()
+    hits = runtime.index.search(np.zeros(128, dtype=np.float32) + 0.1, 10)
+    assert {h.face_id for h in hits} == {f.id for f in first.faces + second.faces}
+
+
 def test_failure_adding_faces_keeps_the_existing_person_intact(runtime: Runtime, powell: list[Path], dev: Path) -> None:
     person = enroll_service.enroll(runtime, _uploads(powell[0]), name="Colin Powell").person
     before = _state(runtime)

@@ -137,7 +137,11 @@ def enroll(
     person_id: str | None = None,
     metadata: dict[str, Any] | None = None,
     external_id: str | None = None,
+    sync_index: bool = True,
 ) -> EnrollResult:
+    """`sync_index`: bring this process's index level after the commit (the default). A batch of enrollments
+    (`facegate enroll`) may pass False and call `rt.sync_index_after_write()` once at the end: nothing is lost
+    meanwhile, the faces are in the store's change log, which the index follows."""
     settings = rt.settings
     if (name is None) == (person_id is None):
         raise InvalidInput("Give either name (new person) or person_id (add faces).", code="name_or_person_id")
@@ -166,6 +170,7 @@ def enroll(
         person_id=person_id,
         metadata=metadata or {},
         external_id=external_id,
+        sync_index=sync_index,
     )
     rt.telemetry.enrolled_faces.inc(len(result.faces))
     for r in result.rejected:
@@ -274,9 +279,11 @@ def _store(
     person_id: str | None,
     metadata: dict[str, Any],
     external_id: str | None,
+    sync_index: bool = True,
 ) -> EnrollResult:
-    """Photos first (recorded as pending), then every row in one transaction, then the index from the change
-    log. A failure before the commit removes the photos; a crash leaves them pending for the sweep."""
+    """Photos first (recorded as pending), then every row in one transaction, then (with `sync_index`) the index
+    from the change log. A failure before the commit removes the photos; a crash leaves them pending for the
+    sweep."""
     info = rt.engine.info
     target: PersonCreate | str
     if person_id is not None:
@@ -307,7 +314,8 @@ def _store(
     except BaseException:
         rt.discard_blobs(keys)
         raise
-    rt.sync_index_after_write()
+    if sync_index:
+        rt.sync_index_after_write()
     public_faces = [
         FacePublic(
             id=f.id,
