@@ -14,10 +14,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _dev() -> Path:
+    """FACEGATE_DEV_FACES, else ../shared/faces/dev beside the checkout, else the workplace's copy (as the
+    product's tests find it, tests/conftest.py)."""
     configured = os.environ.get("FACEGATE_DEV_FACES")
-    path = Path(configured) if configured else REPO.parent / "shared" / "faces" / "dev"
+    beside = REPO.parent / "shared" / "faces" / "dev"
+    path = Path(configured) if configured else beside if beside.is_dir() else Path("/work/shared/faces/dev")
     if not path.is_dir():
-        pytest.skip(f"dev face set not found at {path}")
+        pytest.fail(f"dev face set not found at {path}; set FACEGATE_DEV_FACES to its folder")
     return path
 
 
