@@ -442,3 +442,21 @@ def test_people_delete_removes_photos_and_running_and_restarted_servers_forget_t
         assert len(restarted.index) == 0
     finally:
         restarted.close()
+
+
+def test_people_merge_starts_no_engine(data_dir: Path, dev: Path, opencv_pool: EnginePool) -> None:
+    rt = Runtime(Settings(), engine=opencv_pool)
+    rt.open()
+    try:
+        first = _enroll(rt, "Colin Powell", dev / "colin_powell" / "1.jpg")
+        second = _enroll(rt, "C. Powell", dev / "colin_powell" / "2.jpg")
+    finally:
+        rt.close()
+    with _no_engine():
+        merged = runner.invoke(app, ["people", "merge", first, second])
+        assert merged.exit_code == 0, merged.output
+        assert "2 photos" in merged.output
+        listing = runner.invoke(app, ["people", "list"])
+        assert "1 people" in listing.output and "C. Powell" not in listing.output
+        again = runner.invoke(app, ["people", "merge", first, second])
+    assert again.exit_code == 1 and "person_not_found" in again.output

@@ -292,6 +292,22 @@ def people_rename(person_id: str, name: str) -> None:
     console.print(f"Renamed {person.id} to {person.name}.")
 
 
+@people_app.command("merge")
+def people_merge(
+    into: Annotated[str, typer.Argument(help="The person who stays")],
+    source: Annotated[str, typer.Argument(help="The person whose photos, faces and history move in")],
+) -> None:
+    """Merge SOURCE into INTO (one person enrolled twice): SOURCE's photos, faces and match history move to
+    INTO, and SOURCE is deleted."""
+    with _store_only(blobs=True) as rt:
+        try:
+            person = people_service.merge_people(rt, into, source)
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+        audit.record(rt, audit.CLI, "person_merged", into, merged=source)
+    console.print(f"Merged into {person.name} ({person.id}): {person.face_count} photos.")
+
+
 @people_app.command("delete")
 def people_delete(person_id: str, yes: Annotated[bool, typer.Option("--yes", help="Do not ask")] = False) -> None:
     """Delete a person with all faces, images and match history."""

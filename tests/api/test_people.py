@@ -167,3 +167,20 @@ def test_sightings_of_a_person_enrolled_after_being_seen(client: TestClient, dev
     assert body["items"][0]["distance"] <= body["threshold"] and body["searched"] == 1
     missing = client.get("/api/v1/people/no-such-person/sightings")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "person_not_found"
+
+
+def test_merge_two_enrollments_of_one_person(client: TestClient, dev: Path) -> None:
+    first = enroll(client, [dev / "colin_powell" / "1.jpg"], name="Colin Powell")["person"]["id"]
+    second = enroll(client, [dev / "colin_powell" / "2.jpg"], name="Powell, C.")["person"]["id"]
+
+    response = client.post(f"/api/v1/people/{first}/merge", json={"from_person_id": second})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["id"] == first and response.json()["face_count"] == 2
+    assert client.get(f"/api/v1/people/{second}").status_code == 404
+    same = client.post(f"/api/v1/people/{first}/merge", json={"from_person_id": first})
+    assert same.status_code == 400 and same.json()["error"]["code"] == "same_person"
+    gone = client.post(f"/api/v1/people/{first}/merge", json={"from_person_id": second})
+    assert gone.status_code == 404 and gone.json()["error"]["code"] == "person_not_found"
+    audit = client.get("/api/v1/audit").json()["items"]
+    assert any(entry["action"] == "person_merged" for entry in audit)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from facegate.errors import Conflict, NotFound
+from facegate.errors import Conflict, InvalidInput, NotFound
 from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import matches as matches_service
@@ -100,3 +100,37 @@ def test_an_empty_external_id_is_none_so_two_people_can_have_it(runtime: Runtime
     b = _enroll(runtime, "B", dev / "george_w_bush" / "1.jpg")
     assert people_service.update_person(runtime, a, PersonUpdate(external_id="")).external_id is None
     assert people_service.update_person(runtime, b, PersonUpdate(external_id="")).external_id is None
+
+
+def test_merge_moves_photos_faces_and_history_and_keeps_shared_photos_once(runtime: Runtime, dev: Path) -> None:
+    photos = [dev / "colin_powell" / f"{n}.jpg" for n in (1, 2, 3)]
+    upload = [Upload(p.name, p.read_bytes()) for p in photos]
+    second = enroll_service.enroll(runtime, upload[1:], name="C. Powell").person.id
+    seen = identify_service.identify(runtime, (dev / "colin_powell" / "4.jpg").read_bytes()).faces[0]
+    assert seen.match is not None and seen.match.person_id == second and seen.match_id is not None
+    first = enroll_service.enroll(runtime, upload[:2], name="Colin Powell").person.id  # photo 2 in both
+    files_before = set(blob_files(runtime))
+
+    merged = people_service.merge_people(runtime, first, second)
+
+    assert merged.id == first and merged.face_count == 3  # photos 1, 2, 3: the shared one kept once
+    with pytest.raises(NotFound):
+        people_service.get_person(runtime, second)
+    assert len(files_before - set(blob_files(runtime))) == 1  # the duplicate photo's file is gone
+    assert pending_blob_count(runtime) == 0
+    assert {f.person_id for f in runtime.store.list_faces(first)} == {first}
+    # The index names the moved faces after the person who stays; history follows.
+    again = identify_service.identify(runtime, (dev / "colin_powell" / "4.jpg").read_bytes()).faces[0]
+    assert again.match is not None and again.match.person_id == first
+    assert matches_service.get_match(runtime, seen.match_id).person_id == first
+    assert len(runtime.index) == 3
+
+
+def test_merge_refuses_one_person_into_themselves_or_a_missing_one(runtime: Runtime, dev: Path) -> None:
+    photo = dev / "colin_powell" / "1.jpg"
+    person = enroll_service.enroll(runtime, [Upload(photo.name, photo.read_bytes())], name="Powell").person.id
+    with pytest.raises(InvalidInput):
+        people_service.merge_people(runtime, person, person)
+    with pytest.raises(NotFound):
+        people_service.merge_people(runtime, person, "no-such-person")
+    assert people_service.get_person(runtime, person).face_count == 1

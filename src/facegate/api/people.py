@@ -10,7 +10,7 @@ from facegate.api.openapi import IMAGE_TYPES
 from facegate.services import audit
 from facegate.services import people as people_service
 from facegate.services import sightings as sightings_service
-from facegate.services.schemas import FacesPage, PeoplePage, PersonPublic, PersonUpdate, SightingsPage
+from facegate.services.schemas import FacesPage, PeoplePage, PersonMerge, PersonPublic, PersonUpdate, SightingsPage
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
 
@@ -50,6 +50,15 @@ def person_sightings(
 def update_person(rt: RuntimeDep, principal: EnrollKey, person_id: PersonId, update: PersonUpdate) -> PersonPublic:
     person = people_service.update_person(rt, person_id, update)
     audit.record(rt, principal.actor, "person_updated", person_id, fields=sorted(update.model_fields_set))
+    return person
+
+
+@router.post("/{person_id}/merge", response_model=PersonPublic)
+def merge_person(rt: RuntimeDep, principal: EnrollKey, person_id: PersonId, merge: PersonMerge) -> PersonPublic:
+    """Merge another person into this one (one person enrolled twice): their photos, faces and match history
+    move here, photos both had are kept once, and the other person is deleted."""
+    person = people_service.merge_people(rt, person_id, merge.from_person_id)
+    audit.record(rt, principal.actor, "person_merged", person_id, merged=merge.from_person_id)
     return person
 
 

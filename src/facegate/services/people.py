@@ -59,6 +59,16 @@ def delete_person(rt: StoreRuntime, person_id: str) -> None:
     _forget(rt, rt.store.delete_person(person_id))
 
 
+def merge_people(rt: StoreRuntime, into: str, source: str) -> PersonPublic:
+    """One person enrolled twice (or split by mistake) becomes one: `source`'s photos, faces and match history
+    move to `into`; `source` is gone. Photos both had are kept once."""
+    if into == source:
+        raise InvalidInput("A person cannot be merged into themselves.", code="same_person")
+    person, removed = rt.store.merge_people(into, source)
+    _forget(rt, removed)
+    return to_public(person)
+
+
 def _face_detail(face: FaceRow) -> FaceDetail:
     return FaceDetail(
         id=face.id,

@@ -49,6 +49,14 @@ class PersonUpdate(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
+class PersonMerge(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    from_person_id: str = Field(
+        min_length=1, max_length=36, description="The person whose photos, faces and history move in; then deleted"
+    )
+
+
 class PeoplePage(BaseModel):
     items: list[PersonPublic]
     total: int

@@ -307,6 +307,12 @@ class Repository(Protocol):
         """The person, their images, faces and match history. NotFound(person_not_found)."""
         ...
 
+    def merge_people(self, into: str, source: str) -> tuple[PersonRow, Removed]:
+        """`source`'s photos, faces and match history move to `into`, and `source` is deleted, all at once.
+        A photo `into` already has (same bytes) is dropped with its faces (`Removed`). The change log records
+        the moved faces as removed and added again under `into`. NotFound(person_not_found) for either."""
+        ...
+
     # Enrollment --------------------------------------------------------------------------------------------
     def save_enrollment(self, person: PersonCreate | str, images: list[NewImage]) -> tuple[PersonRow, list[FaceRow]]:
         """A new person (PersonCreate) or an existing one (id) with the given images and faces, all at once;

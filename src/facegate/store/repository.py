@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.exc import StaleDataError
@@ -340,6 +340,41 @@ class SQLRepository:
             self._log(session, "remove", face_list)
             self._mark_pending(session, keys)
         return Removed(face_ids=[f for f, *_ in face_list], blob_keys=keys)
+
+    def merge_people(self, into: str, source: str) -> tuple[PersonRow, Removed]:
+        with self.db.session() as session:
+            # Both locked, in id order: a merge the other way round waits instead of deadlocking.
+            for person_id in sorted({into, source}):
+                self._require_person(session, person_id, lock=True)
+            target = self._require_person(session, into)
+            moving = session.get(Person, source)
+            assert moving is not None
+            have = set(session.scalars(select(ImageRecord.sha256).where(ImageRecord.person_id == into)))
+            images = session.execute(
+                select(ImageRecord.id, ImageRecord.sha256, ImageRecord.blob_key).where(ImageRecord.person_id == source)
+            ).all()
+            duplicates = [image_id for image_id, sha, _ in images if sha in have]
+            keys = [key for image_id, sha, key in images if sha in have]
+            faces = session.execute(
+                select(FaceRecord.id, FaceRecord.image_id, FaceRecord.engine, FaceRecord.model_version).where(
+                    FaceRecord.person_id == source
+                )
+            ).all()
+            dropped = set(duplicates)
+            session.execute(delete(FaceRecord).where(FaceRecord.image_id.in_(duplicates)))
+            session.execute(delete(ImageRecord).where(ImageRecord.id.in_(duplicates)))
+            session.execute(update(FaceRecord).where(FaceRecord.person_id == source).values(person_id=into))
+            session.execute(update(ImageRecord).where(ImageRecord.person_id == source).values(person_id=into))
+            session.execute(update(MatchRecord).where(MatchRecord.person_id == source).values(person_id=into))
+            session.delete(moving)
+            target.updated_at = datetime.now(UTC)
+            self._log(session, "remove", [(int(f), source, e, m) for f, _, e, m in faces])
+            self._log(session, "add", [(int(f), into, e, m) for f, image_id, e, m in faces if image_id not in dropped])
+            self._mark_pending(session, keys)
+            session.flush()
+            return self._person_row(session, target), Removed(
+                face_ids=[int(f) for f, image_id, _, _ in faces if image_id in dropped], blob_keys=keys
+            )
 
     # Enrollment --------------------------------------------------------------------------------------------
     def save_enrollment(self, person: PersonCreate | str, images: list[NewImage]) -> tuple[PersonRow, list[FaceRow]]:
