@@ -278,6 +278,22 @@ class CorsSettings(BaseModel):
     origins: list[str] = Field(default_factory=list)
 
 
+class EventsSettings(BaseModel):
+    """Where events (video tracks appearing and leaving, recurring unknown people) go besides this process's own
+    subscribers (Server-Sent Events at /api/v1/events, `facegate watch`)."""
+
+    type: Literal["none", "nats", "redis", "mqtt"] = "none"
+    # nats://127.0.0.1:4222, redis://127.0.0.1:6379/0, mqtt://127.0.0.1:1883
+    url: str | None = None
+    # NATS subject / Redis stream / MQTT topic prefix; the event type is appended (facegate.events.appeared).
+    prefix: str = "facegate.events"
+    # URLs that receive every event as a signed POST (X-Facegate-Signature: sha256=HMAC of the body).
+    webhooks: list[str] = Field(default_factory=list)
+    webhook_secret: SecretStr | None = None
+    # Events kept per subscriber (an SSE connection) before its oldest are dropped.
+    queue_size: int = Field(256, ge=1)
+
+
 class AWSSecretsSettings(BaseModel):
     """An AWS Secrets Manager secret whose SecretString is a JSON object of FACEGATE_* names to values."""
 
@@ -322,6 +338,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)
+    events: EventsSettings = Field(default_factory=EventsSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -26,6 +26,8 @@ from typing import Any
 import numpy as np
 
 from facegate.config import Settings
+from facegate.events.bus import EventBus
+from facegate.events.factory import build_event_bus
 from facegate.index.base import VectorIndex
 from facegate.index.factory import build_index
 from facegate.services.telemetry import Telemetry
@@ -148,6 +150,8 @@ class Runtime(StoreRuntime):
             model_version=info.model_version,
         )
         self.telemetry = Telemetry()
+        # Events out: this process's subscribers (SSE) and the configured broker and webhooks.
+        self.events: EventBus = build_event_bus(settings.events)
         # Serializes applying the change log, so changes reach the index in sequence order.
         self._sync_lock = threading.Lock()
         self._cursor = 0
@@ -159,6 +163,7 @@ class Runtime(StoreRuntime):
         if self._owns_engine:
             self.engine.open()
         self.index.open()
+        self.events.open()
         if self.index.stateful:
             self.load_index()
         settled = self.settle_pending_blobs(self.settings.retention.pending_blob_grace_seconds)
@@ -328,6 +333,7 @@ class Runtime(StoreRuntime):
         return Readiness(all(parts.values()), parts)
 
     def close(self) -> None:
+        self.events.close()
         if self._owns_engine:
             self.engine.close()
         if self.index.stateful and self.index.ready():

@@ -1,0 +1,40 @@
+"""The event and the publisher protocol every backend implements."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+EventType = Literal["appeared", "left", "unknown_person_recurring"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event. `data` is JSON-ready; the published body is `{"type": ..., "at": ..., **data}`."""
+
+    type: EventType
+    data: dict[str, Any]
+    at: str = field(default_factory=_now)
+
+    def body(self) -> dict[str, Any]:
+        return {"type": self.type, "at": self.at, **self.data}
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.body(), separators=(",", ":"), sort_keys=True).encode()
+
+
+class EventPublisher(Protocol):
+    """Sends events somewhere. `publish` must not block the caller for long and must not raise: delivery problems
+    are logged and counted (a broker being down never stops recognition)."""
+
+    def open(self) -> None: ...
+
+    def publish(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
