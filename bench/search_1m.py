@@ -512,7 +512,7 @@ def bench_hnsw(data: Dataset, names: list[str]) -> dict[str, Any]:
         "memory_ratio_to_raw": round(rss_delta / raw, 3),
         "graph_file_bytes": graph_bytes,
         "graph_ratio_to_raw": round(graph_bytes / raw, 3),
-        "memory_note": "RSS delta = hnswlib graph (vectors + links + per-element locks) + the face->person dict",
+        "memory_note": "RSS delta = hnswlib graph (vectors + links + per-element locks) + the face->person map",
         "ef_sweep": sweeps,
     }
 

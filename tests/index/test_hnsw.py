@@ -407,3 +407,34 @@ def test_searches_while_faces_come_and_go() -> None:
     assert len(index) == 40
     for query in vectors[1150:]:
         assert [h.face_id for h in index.search(query, 10)] == _reference(live, query, 10)
+
+
+def test_snapshot_round_trip_keeps_sparse_ids_and_people(tmp_path: Any) -> None:
+    index = _index()
+    vectors = _vectors(6)
+    ids = [3, 70, 71, 5000, 9, 12]
+    people = ["p-a", "p-b", "p-a", "p-c", "p-b", "p-a"]
+    index.add(ids, people, vectors)
+    index.remove([71])
+    index.save(tmp_path / "snap")
+    restored = HNSWIndex(HNSWIndexSettings(initial_capacity=16), dim=DIM, metric="cosine")
+    assert restored.load(tmp_path / "snap")
+    assert len(restored) == 5
+    for face_id, person, vector in zip(ids, people, vectors, strict=True):
+        hits = restored.search(vector, 1)
+        if face_id == 71:
+            assert all(h.face_id != 71 for h in hits)
+        else:
+            assert (hits[0].face_id, hits[0].person_id) == (face_id, person)
+    # A face added after the restore gets a person already known and one not.
+    restored.add([5001, 5002], ["p-c", "p-d"], _vectors(2, seed=1))
+    assert {h.person_id for h in restored.search(_vectors(2, seed=1)[1], 1)} == {"p-d"}
+
+
+def test_an_inconsistent_snapshot_map_is_not_loaded(tmp_path: Any) -> None:
+    index = _index()
+    index.add([1, 2], ["p-a", "p-b"], _vectors(2))
+    index.save(tmp_path / "snap")
+    with (tmp_path / "snap.map.npz").open("wb") as fh:  # face 2 points at a person that is not there
+        np.savez(fh, labels=np.array([1, 2]), people=np.array(["p-a"]), index_of=np.array([0, 5], dtype=np.int32))
+    assert not HNSWIndex(HNSWIndexSettings(), dim=DIM, metric="cosine").load(tmp_path / "snap")

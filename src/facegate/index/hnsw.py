@@ -15,7 +15,6 @@ contiguous 2D array" because it found fewer than k. Three things keep that from 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,85 @@ class _Compaction:
     touched: set[int] = field(default_factory=set)
 
 
+class _PersonMap:
+    """Face id -> person id. A dict would cost ~100 bytes per face (an int key, a pointer, the hash table): at
+    1M faces the largest part of the index beside the graph. Here a face costs 4 bytes (the person's number in a
+    flat array indexed by face id, -1 when absent; face ids are the store's dense autoincrement ids) and each
+    person's id string is kept once."""
+
+    def __init__(self) -> None:
+        self._number = np.full(0, -1, dtype=np.int32)
+        self._people: list[str] = []
+        self._numbers: dict[str, int] = {}
+        self._live = 0
+
+    def __len__(self) -> int:
+        return self._live
+
+    def __contains__(self, face_id: int) -> bool:
+        return 0 <= face_id < len(self._number) and bool(self._number[face_id] >= 0)
+
+    def get(self, face_id: int) -> str | None:
+        if not 0 <= face_id < len(self._number):
+            return None
+        number = int(self._number[face_id])
+        return self._people[number] if number >= 0 else None
+
+    def set(self, face_id: int, person_id: str) -> None:
+        if face_id < 0:
+            raise ValueError(f"face ids are not negative: {face_id}")
+        if face_id >= len(self._number):
+            grown = np.full(max(face_id + 1, 2 * len(self._number), 1024), -1, dtype=np.int32)
+            grown[: len(self._number)] = self._number
+            self._number = grown
+        number = self._numbers.get(person_id)
+        if number is None:
+            number = self._numbers[person_id] = len(self._people)
+            self._people.append(person_id)
+        if self._number[face_id] < 0:
+            self._live += 1
+        self._number[face_id] = number
+
+    def pop(self, face_id: int) -> bool:
+        """Forget a face; False if it was not here."""
+        if face_id not in self:
+            return False
+        self._number[face_id] = -1
+        self._live -= 1
+        return True
+
+    def labels(self) -> Labels:
+        """The face ids present, ascending."""
+        return np.flatnonzero(self._number >= 0).astype(np.int64)
+
+    def arrays(self) -> tuple[Labels, npt.NDArray[np.str_], npt.NDArray[np.int32]]:
+        """(face ids, the people they belong to, each face's index into those people): the snapshot format."""
+        labels = self.labels()
+        used, index_of = np.unique(self._number[labels], return_inverse=True)
+        people = np.asarray([self._people[n] for n in used], dtype="U64")
+        return labels, people, index_of.astype(np.int32)
+
+    @classmethod
+    def from_arrays(cls, labels: Labels, people: npt.NDArray[np.str_], index_of: npt.NDArray[np.int32]) -> _PersonMap:
+        mapping = cls()
+        consistent = len(labels) == len(index_of) and (
+            not len(labels)
+            or (
+                labels.min() >= 0
+                and len(np.unique(labels)) == len(labels)
+                and 0 <= index_of.min() <= index_of.max() < len(people)
+            )
+        )
+        if not consistent:
+            raise ValueError("the face -> person map is inconsistent")
+        mapping._people = [str(p) for p in people]
+        mapping._numbers = {person: n for n, person in enumerate(mapping._people)}
+        mapping._number = np.full(int(labels.max()) + 1 if len(labels) else 0, -1, dtype=np.int32)
+        mapping._number[labels] = index_of
+        mapping._live = len(labels)
+        return mapping
+
+
 class HNSWIndex:
     stateful = True
 
@@ -54,7 +132,7 @@ class HNSWIndex:
         self._dim = dim
         self._metric = metric
         self._index: Any = None
-        self._person_of: dict[int, str] = {}
+        self._person_of = _PersonMap()
         self._compaction: _Compaction | None = None
         # One lock around every use of the live graph: hnswlib's set_ef, resize and slot replacement are not safe
         # alongside queries, and a search costs well under a millisecond next to the embedding that precedes it.
@@ -64,13 +142,13 @@ class HNSWIndex:
         index = self._new_graph(self._settings.initial_capacity)
         with self._lock:
             self._index = index
-            self._person_of = {}
+            self._person_of = _PersonMap()
             self._compaction = None
 
     def close(self) -> None:
         with self._lock:
             self._index = None
-            self._person_of = {}
+            self._person_of = _PersonMap()
             self._compaction = None
 
     def add(self, face_ids: list[int], person_ids: list[str], vectors: Vectors) -> None:
@@ -101,15 +179,14 @@ class HNSWIndex:
                     data[[rows[i] for i in fresh]], np.asarray(fresh, dtype=np.int64), replace_deleted=True
                 )
             for face_id, row in rows.items():
-                # Interned: a person's many faces share one id string (at 1M faces, ~70 MB less).
-                self._person_of[face_id] = sys.intern(person_ids[row])
+                self._person_of.set(face_id, person_ids[row])
             if self._compaction is not None:
                 self._compaction.touched.update(rows)
 
     def remove(self, face_ids: list[int]) -> None:
         with self._lock:
             for face_id in face_ids:
-                if self._person_of.pop(face_id, None) is not None:
+                if self._person_of.pop(face_id):
                     self._index.mark_deleted(face_id)
                     if self._compaction is not None:
                         self._compaction.touched.add(face_id)
@@ -156,10 +233,9 @@ class HNSWIndex:
                 return
             path.parent.mkdir(parents=True, exist_ok=True)
             self._index.save_index(str(path.with_suffix(".graph")))
-            labels = np.fromiter(self._person_of, dtype=np.int64, count=len(self._person_of))
-            people, index_of = np.unique(np.asarray(list(self._person_of.values()), dtype="U64"), return_inverse=True)
+            labels, people, index_of = self._person_of.arrays()
             with path.with_suffix(".map.npz").open("wb") as fh:
-                np.savez(fh, labels=labels, people=people, index_of=index_of.astype(np.int32))
+                np.savez(fh, labels=labels, people=people, index_of=index_of)
 
     def load(self, path: Path) -> bool:
         """Replace the index with a snapshot written by `save`; False (index unchanged) if it cannot be read."""
@@ -172,7 +248,7 @@ class HNSWIndex:
             index.set_ef(self._settings.ef_search)
             with np.load(mapping) as data:
                 labels, people, index_of = data["labels"], data["people"], data["index_of"]
-            person_of = {int(f): sys.intern(str(people[i])) for f, i in zip(labels, index_of, strict=True)}
+            person_of = _PersonMap.from_arrays(labels, people, index_of)
         except (RuntimeError, OSError, ValueError, KeyError) as exc:
             log.warning("index snapshot %s unreadable (%s); rebuilding from the store", path, exc)
             return False
@@ -243,7 +319,7 @@ class HNSWIndex:
         return self._exact(query, k)
 
     def _exact(self, query: Vectors, k: int) -> tuple[Labels, npt.NDArray[np.float32]]:
-        labels = np.fromiter(self._person_of, dtype=np.int64, count=len(self._person_of))
+        labels = self._person_of.labels()
         stored = np.asarray(self._index.get_items(labels), dtype=np.float32).reshape(len(labels), self._dim)
         if self._metric == "cosine":
             unit = stored / np.maximum(np.linalg.norm(stored, axis=1, keepdims=True), 1e-30)
@@ -266,8 +342,7 @@ class HNSWIndex:
             return None
         if deleted < _MIN_DELETED_TO_COMPACT:
             return None
-        labels = np.fromiter(self._person_of, dtype=np.int64, count=live)
-        labels.sort()
+        labels = self._person_of.labels()
         vectors = np.asarray(self._index.get_items(labels), dtype=np.float32).reshape(live, self._dim)
         self._compaction = _Compaction(labels=labels, vectors=vectors)
         return self._compaction
