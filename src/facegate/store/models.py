@@ -10,6 +10,7 @@ import numpy as np
 from pgvector.sqlalchemy import VECTOR
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -158,6 +159,29 @@ class MatchRecord(Base):
     # The face's embedding (engine, model_version above), for finding past sightings of a person named later.
     # Deferred: history listings never load it.
     embedding: Mapped[bytes | None] = mapped_column(EmbeddingType, nullable=True, deferred=True)
+
+
+class StreamRecord(Base):
+    """A video stream to run (name, source, sampling options) and the live status the process running it writes
+    every few seconds; any API replica reads the status from here, whichever worker runs the stream."""
+
+    __tablename__ = "streams"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str] = mapped_column(String(2000))
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    state: Mapped[str | None] = mapped_column(String(20))
+    fps: Mapped[float | None] = mapped_column(Float)
+    lag_seconds: Mapped[float | None] = mapped_column(Float)
+    frames: Mapped[int] = mapped_column(Integer, default=0)
+    dropped_frames: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(1000))
+    tracks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    status_at: Mapped[datetime | None] = mapped_column()
 
 
 class FaceChangeRecord(Base):
