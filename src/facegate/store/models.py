@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -126,6 +127,8 @@ class FaceRecord(Base):
     model_version: Mapped[str] = mapped_column(String(100))
     embedding: Mapped[bytes] = mapped_column(EmbeddingType)  # float32, little-endian
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Added by identify's safe auto-enrollment rather than by a user (listed with the flag, removable).
+    auto: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     person: Mapped[Person] = relationship(back_populates="faces")
     # Lets the unit of work insert an image before the faces found in it.
@@ -159,6 +162,27 @@ class MatchRecord(Base):
     # The face's embedding (engine, model_version above), for finding past sightings of a person named later.
     # Deferred: history listings never load it.
     embedding: Mapped[bytes | None] = mapped_column(EmbeddingType, nullable=True, deferred=True)
+    # "Not this person": the person link is cleared then, the rejection row keeps whom it was not.
+    rejected_at: Mapped[datetime | None] = mapped_column()
+    # An unknown sighting named afterwards by relabelling (retro-search at a stricter bar).
+    relabelled_at: Mapped[datetime | None] = mapped_column()
+
+
+class RejectionRecord(Base):
+    """A face a user said is not this person ("not this person" on a match): identify does not give the person's
+    name to a later face closer to this one than to the person's own faces. Keeps the embedding itself, so it
+    outlives a retention purge of the history row."""
+
+    __tablename__ = "rejections"
+    __table_args__ = (Index("ix_rejections_engine", "engine", "model_version"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    match_id: Mapped[int | None] = mapped_column(ForeignKey("matches.id", ondelete="SET NULL"), index=True)
+    engine: Mapped[str] = mapped_column(String(50))
+    model_version: Mapped[str] = mapped_column(String(100))
+    embedding: Mapped[bytes] = mapped_column(EmbeddingType)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class StreamRecord(Base):
