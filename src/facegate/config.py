@@ -294,6 +294,39 @@ class EventsSettings(BaseModel):
     queue_size: int = Field(256, ge=1)
 
 
+class StreamSettings(BaseModel):
+    """Video streams and `facegate watch` (FACEGATE_STREAMS__*): sampling, tracking, when a track is named."""
+
+    # Frames analysed (detect + track) per second of video at most. On a live source the rate falls as far as
+    # `min_sample_fps` when analysis cannot keep up (the tracker predicts in between); files are analysed at
+    # exactly this rate whatever the machine, so `facegate watch` gives the same events everywhere.
+    sample_fps: float = Field(5.0, gt=0.0, le=60.0)
+    min_sample_fps: float = Field(1.0, gt=0.0, le=60.0)
+    # Faces analysed per frame (the largest); smaller faces are tracked only when among them.
+    max_faces: int = Field(20, ge=1, le=200)
+    # Faces smaller than this (pixels, shorter side of the box) are tracked but never embedded: their
+    # distances say little. YuNet finds faces down to ~10 px.
+    min_face_size: int = Field(24, ge=8)
+    # A track is announced (`appeared`) once it has this many embedded frames and its vote names someone;
+    # `unknown_after` frames without a name announce it as unknown.
+    min_observations: int = Field(3, ge=1, le=50)
+    unknown_after: int = Field(6, ge=1, le=100)
+    # Frames per track kept for the vote (the best by quality) and how often a track already announced is
+    # embedded again (for a better snapshot and a surer vote).
+    max_observations: int = Field(10, ge=1, le=100)
+    reembed_seconds: float = Field(1.0, ge=0.0)
+    # A track unseen for this long (seconds of video) has left.
+    leave_seconds: float = Field(2.0, gt=0.0)
+    # Tracker: the largest 1 - IoU between a track's predicted box and a detection that continues it.
+    track_distance: float = Field(0.8, gt=0.0, le=1.0)
+    # Decoded frames waiting for analysis on a live source; when full, the oldest is dropped (and counted).
+    queue_size: int = Field(4, ge=1, le=256)
+    # Network sources: wait for a connection or a frame this long, then reconnect with exponential backoff.
+    open_timeout_seconds: float = Field(10.0, gt=0.0)
+    reconnect_initial_seconds: float = Field(0.5, gt=0.0)
+    reconnect_max_seconds: float = Field(30.0, gt=0.0)
+
+
 class AWSSecretsSettings(BaseModel):
     """An AWS Secrets Manager secret whose SecretString is a JSON object of FACEGATE_* names to values."""
 
@@ -339,6 +372,7 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     cors: CorsSettings = Field(default_factory=CorsSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
+    streams: StreamSettings = Field(default_factory=StreamSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -57,29 +57,24 @@ def identify(
     )
     rt.telemetry.engine_seconds.labels(operation="identify").observe(time.perf_counter() - started)
     try:
-        return _match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
+        return match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
     except NotFound:
         # A matched person was deleted between the search and the history write; search again without them.
-        return _match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
+        return match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
 
 
-def _match_and_record(
-    rt: Runtime, analysis: ImageAnalysis, *, threshold: float, top_k: int, source: str
-) -> IdentifyResult:
-    info = rt.engine.info
-    request_id = str(uuid.uuid4())
+def search_faces(
+    rt: Runtime, faces: list[FaceAnalysis], *, threshold: float, top_k: int
+) -> tuple[list[list[Candidate]], list[bool]]:
+    """Each face's candidates (one per person, nearest first) and whether the fused engine rescored it. A hit
+    whose person was deleted after the search is dropped rather than reported."""
     rt.sync_index_if_due()
-    searched = [rt.index.search(f.embedding, top_k * FACES_PER_PERSON) for f in analysis.faces]
-    searched, fused = rescore(rt, analysis.faces, searched, threshold)
+    searched = [rt.index.search(f.embedding, top_k * FACES_PER_PERSON) for f in faces]
+    searched, fused = rescore(rt, faces, searched, threshold)
     per_face = [per_person(hits, top_k, rt.settings.identify.template) for hits in searched]
     names = rt.store.names_of({h.person_id for hits in per_face for h in hits})
-    now = datetime.now(UTC)
-    crops: list[tuple[str, bytes]] = []
-    faces: list[IdentifiedFace] = []
-    records: list[NewMatch] = []
-    for i, (face, hits, was_fused) in enumerate(zip(analysis.faces, per_face, fused, strict=True)):
-        # A hit whose person was deleted after the search is dropped rather than reported.
-        candidates = [
+    candidates = [
+        [
             Candidate(
                 person_id=h.person_id,
                 name=names[h.person_id],
@@ -89,7 +84,36 @@ def _match_and_record(
             for h in hits
             if h.person_id in names
         ]
-        match = candidates[0] if candidates and candidates[0].distance <= threshold else None
+        for hits in per_face
+    ]
+    return candidates, fused
+
+
+def match_and_record(
+    rt: Runtime,
+    analysis: ImageAnalysis,
+    *,
+    threshold: float,
+    top_k: int,
+    source: str,
+    request_id: str | None = None,
+    decided: list[Candidate | None] | None = None,
+) -> IdentifyResult:
+    """Search every analysed face and write one match-history row each. `decided`: the match of each face when
+    the caller has already decided it (a video track, by its vote over many frames; None = unknown); by
+    default the nearest candidate within `threshold`. `request_id`: the rows' (a video track's id)."""
+    info = rt.engine.info
+    request_id = request_id or str(uuid.uuid4())
+    per_face, fused = search_faces(rt, analysis.faces, threshold=threshold, top_k=top_k)
+    now = datetime.now(UTC)
+    crops: list[tuple[str, bytes]] = []
+    faces: list[IdentifiedFace] = []
+    records: list[NewMatch] = []
+    for i, (face, candidates, was_fused) in enumerate(zip(analysis.faces, per_face, fused, strict=True)):
+        if decided is not None:
+            match = decided[i]
+        else:
+            match = candidates[0] if candidates and candidates[0].distance <= threshold else None
         crop_key = None
         if face.crop_jpeg is not None:
             crop_key = f"crops/{now:%Y/%m/%d}/{request_id}-{i}.jpg"

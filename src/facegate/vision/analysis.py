@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,14 +77,35 @@ def analyze(
     # EXIF rotation may have swapped the header's width and height.
     rotated = (w > h) != (header.width > header.height)
     width, height = (header.height, header.width) if rotated else (header.width, header.height)
-    scale = w / width
+    return analyze_image(
+        engine, image, width=width, height=height, max_faces=max_faces, crops=crops, secondary=secondary
+    )
+
+
+def analyze_image(
+    engine: FaceEngine,
+    image: BGRImage,
+    *,
+    width: int,
+    height: int,
+    max_faces: int,
+    crops: bool,
+    secondary: Secondary = "none",
+    select: Callable[[Box], bool] | None = None,
+) -> ImageAnalysis:
+    """`analyze` of an already decoded image (a video frame) that shows the original `width` x `height` at
+    reduced scale or full size. `select`: which of the `max_faces` largest faces (boxes in original pixels) to
+    align and embed (default: all); a video track already identified needs no embedding every frame."""
+    scale = image.shape[1] / width
     detections = sorted(engine.detect(image), key=lambda d: d.box.area, reverse=True)
     fused = engine if secondary != "none" and isinstance(engine, FusedFaceEngine) else None
     faces = []
     for det in detections[:max_faces]:
+        box = _to_original(det.box, scale, width, height)
+        if select is not None and not select(box):
+            continue
         aligned = engine.align(image, det)
         sharp = sharpness(aligned)
-        box = _to_original(det.box, scale, width, height)
         chip = fused.secondary_input(image, det) if fused else None
         faces.append(
             FaceAnalysis(

@@ -27,6 +27,14 @@ class Box:
     def area(self) -> int:
         return self.width * self.height
 
+    def iou(self, other: Box) -> float:
+        """Intersection over union: 0 for disjoint boxes, 1 for the same box."""
+        w = min(self.left + self.width, other.left + other.width) - max(self.left, other.left)
+        h = min(self.top + self.height, other.top + other.height) - max(self.top, other.top)
+        inter = max(0, w) * max(0, h)
+        union = self.area + other.area - inter
+        return inter / union if union > 0 else 0.0
+
 
 @dataclass(frozen=True)
 class FusionRule:
