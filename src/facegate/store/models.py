@@ -185,6 +185,32 @@ class RejectionRecord(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class SuggestionRecord(Base):
+    """A group of recurring unknown faces of one engine's space: a suggested person until enrolled or dismissed.
+    A dismissed group keeps its faces, so new faces of the same stranger join it rather than a new suggestion."""
+
+    __tablename__ = "suggestions"
+    __table_args__ = (Index("ix_suggestions_engine", "engine", "model_version"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    engine: Mapped[str] = mapped_column(String(50))
+    model_version: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dismissed_at: Mapped[datetime | None] = mapped_column()
+    # When `unknown_person_recurring` was published for this group (once).
+    notified_at: Mapped[datetime | None] = mapped_column()
+
+
+class SuggestionFaceRecord(Base):
+    """A match-history face in a group. Deleting the face (retention purge, person delete) drops the membership."""
+
+    __tablename__ = "suggestion_faces"
+
+    match_id: Mapped[int] = mapped_column(ForeignKey("matches.id", ondelete="CASCADE"), primary_key=True)
+    suggestion_id: Mapped[str] = mapped_column(ForeignKey("suggestions.id", ondelete="CASCADE"), index=True)
+
+
 class StreamRecord(Base):
     """A video stream to run (name, source, sampling options) and the live status the process running it writes
     every few seconds; any API replica reads the status from here, whichever worker runs the stream."""
