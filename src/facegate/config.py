@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, Field, ModelWrapValidatorHandler, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -278,20 +279,75 @@ class CorsSettings(BaseModel):
     origins: list[str] = Field(default_factory=list)
 
 
+# URL schemes each broker type accepts (the client libraries' own).
+EVENT_URL_SCHEMES: dict[str, tuple[str, ...]] = {
+    "nats": ("nats", "tls", "ws", "wss"),
+    "redis": ("redis", "rediss", "unix"),
+    "mqtt": ("mqtt", "mqtts"),
+}
+
+
+def _url_list(value: Any) -> Any:
+    """FACEGATE_EVENTS__WEBHOOKS as a JSON list or as comma-separated URLs."""
+    if isinstance(value, str) and not value.lstrip().startswith("["):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 class EventsSettings(BaseModel):
     """Where events (video tracks appearing and leaving, recurring unknown people) go besides this process's own
-    subscribers (Server-Sent Events at /api/v1/events, `facegate watch`)."""
+    subscribers (Server-Sent Events at /api/v1/events, `facegate watch`).
+
+    A malformed URL (a scheme the type does not speak, no host) is a configuration error: the service refuses to
+    start. A broker that cannot be reached is not: the service starts, logs a warning, and keeps retrying with
+    backoff while events queue (bounded, the oldest dropped and counted in /metrics)."""
 
     type: Literal["none", "nats", "redis", "mqtt"] = "none"
-    # nats://127.0.0.1:4222, redis://127.0.0.1:6379/0, mqtt://127.0.0.1:1883
+    # Unset: nats://127.0.0.1:4222, redis://127.0.0.1:6379/0, mqtt://127.0.0.1:1883 (mqtts:// for TLS,
+    # credentials as user:password@ in the URL).
     url: str | None = None
-    # NATS subject / Redis stream / MQTT topic prefix; the event type is appended (facegate.events.appeared).
-    prefix: str = "facegate.events"
+    # NATS subject / Redis stream / MQTT topic prefix; NATS and MQTT append the event type
+    # (facegate.events.appeared, facegate/events/appeared); Redis keeps one stream named by the prefix.
+    prefix: str = Field("facegate.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=200)
     # URLs that receive every event as a signed POST (X-Facegate-Signature: sha256=HMAC of the body).
-    webhooks: list[str] = Field(default_factory=list)
+    webhooks: Annotated[list[str], BeforeValidator(_url_list)] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
     # Events kept per subscriber (an SSE connection) before its oldest are dropped.
     queue_size: int = Field(256, ge=1)
+    # Events waiting per publisher (the broker, each webhook) while it is slow or unreachable; beyond it the
+    # oldest are dropped.
+    publish_queue: int = Field(1000, ge=1)
+    # Tries per event (broker errors, webhook 5xx / 408 / 429 / timeouts) before it counts as failed; the wait
+    # between tries, and between reconnections, doubles from backoff_seconds up to backoff_max_seconds.
+    attempts: int = Field(5, ge=1, le=100)
+    backoff_seconds: float = Field(0.5, gt=0.0)
+    backoff_max_seconds: float = Field(30.0, gt=0.0)
+    # Connecting, a broker's acknowledgement, a webhook's answer.
+    timeout_seconds: float = Field(5.0, gt=0.0, le=300.0)
+    # At shutdown, how long queued events may still be delivered (while the broker answers).
+    flush_seconds: float = Field(2.0, ge=0.0, le=300.0)
+    # Events the broker keeps: Redis MAXLEN ~ of the stream; max_msgs of the JetStream stream facegate creates.
+    max_len: int = Field(100_000, ge=1)
+
+    @model_validator(mode="after")
+    def _check_urls(self) -> EventsSettings:
+        problems: list[str] = []
+        if self.type != "none" and self.url:
+            schemes = EVENT_URL_SCHEMES[self.type]
+            parts = urlsplit(self.url)
+            if parts.scheme not in schemes:
+                problems.append(f"url {self.url!r}: a {self.type} URL starts with {' or '.join(schemes)}://")
+            elif parts.scheme != "unix" and not parts.hostname:
+                problems.append(f"url {self.url!r} names no host")
+        for url in self.webhooks:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                problems.append(f"webhook {url!r} is not an http:// or https:// URL")
+        if self.webhooks and not (self.webhook_secret and self.webhook_secret.get_secret_value()):
+            problems.append("webhooks need webhook_secret (FACEGATE_EVENTS__WEBHOOK_SECRET): deliveries are signed")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class StreamSettings(BaseModel):

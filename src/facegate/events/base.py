@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -16,11 +17,14 @@ def _now() -> str:
 
 @dataclass(frozen=True)
 class Event:
-    """One event. `data` is JSON-ready; the published body is `{"type": ..., "at": ..., **data}`."""
+    """One event. `data` is JSON-ready; the published body is `{"type": ..., "at": ..., **data}`. `id` is not in
+    the body: it travels beside it (webhook delivery header, NATS message id, Redis field, SSE `id:`), the same
+    for every delivery of this event, so receivers can drop the duplicates a retry may cause."""
 
     type: EventType
     data: dict[str, Any]
     at: str = field(default_factory=_now)
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def body(self) -> dict[str, Any]:
         return {"type": self.type, "at": self.at, **self.data}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from facegate.events.base import Event, EventPublisher
+from facegate.events.delivery import DeliveryStats, QueuedPublisher
 from facegate.events.hub import EventHub
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,10 @@ class EventBus:
                 publisher.publish(event)
             except Exception:
                 log.exception("event publisher %s failed; the event reached the other publishers", publisher)
+
+    def stats(self) -> list[DeliveryStats]:
+        """Counts per publisher (several webhooks: one entry each), the in-process subscribers first."""
+        return [self.hub.stats()] + [p.stats() for p in self.publishers if isinstance(p, QueuedPublisher)]
 
     def close(self) -> None:
         for publisher in self.publishers:

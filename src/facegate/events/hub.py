@@ -5,30 +5,43 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
 
 from facegate.events.base import Event
+from facegate.events.delivery import DeliveryStats
 
 
 class Subscription:
-    def __init__(self, hub: EventHub, maxsize: int) -> None:
+    def __init__(self, hub: EventHub, maxsize: int, notify: Callable[[], None] | None = None) -> None:
         self._hub = hub
         self._queue: queue.Queue[Event] = queue.Queue(maxsize)
+        self._notify = notify
         self.dropped = 0
+        self.closed = False
 
-    def offer(self, event: Event) -> None:
+    def offer(self, event: Event) -> bool:
+        """Queue an event, dropping the oldest when full; True if one was dropped."""
+        dropped = False
         while True:
             try:
                 self._queue.put_nowait(event)
-                return
+                break
             except queue.Full:
                 try:
                     self._queue.get_nowait()
                     self.dropped += 1
+                    dropped = True
                 except queue.Empty:
                     pass
+        self._wake()
+        return dropped
+
+    def _wake(self) -> None:
+        if self._notify is not None:
+            self._notify()
 
     def get(self, timeout: float | None = None) -> Event | None:
-        """The next event, or None after `timeout` seconds without one."""
+        """The next event, or None after `timeout` seconds without one (0: do not wait)."""
         try:
             return self._queue.get(timeout=timeout)
         except queue.Empty:
@@ -36,6 +49,10 @@ class Subscription:
 
     def close(self) -> None:
         self._hub.unsubscribe(self)
+
+    def _closed_by_hub(self) -> None:
+        self.closed = True
+        self._wake()
 
     def __enter__(self) -> Subscription:
         return self
@@ -51,12 +68,17 @@ class EventHub:
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
         self._lock = threading.Lock()
+        self._delivered = 0
+        self._dropped = 0
 
     def open(self) -> None:
         pass
 
-    def subscribe(self) -> Subscription:
-        subscription = Subscription(self, self._queue_size)
+    def subscribe(self, notify: Callable[[], None] | None = None) -> Subscription:
+        """A new subscription. `notify` is called (from the publishing thread, so it must be quick and must not
+        raise) after each event is queued and when the hub closes: how an asyncio consumer learns to look
+        without a thread blocked in `get`."""
+        subscription = Subscription(self, self._queue_size, notify)
         with self._lock:
             self._subscribers.add(subscription)
         return subscription
@@ -68,9 +90,19 @@ class EventHub:
     def publish(self, event: Event) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
-        for subscription in subscribers:
-            subscription.offer(event)
+        dropped = sum(subscription.offer(event) for subscription in subscribers)
+        with self._lock:
+            self._delivered += len(subscribers)
+            self._dropped += dropped
+
+    def stats(self) -> DeliveryStats:
+        """Events queued for subscribers (one per subscriber), and those pushed out unread by newer ones."""
+        with self._lock:
+            return DeliveryStats("subscribers", self._delivered, self._dropped, 0, 0)
 
     def close(self) -> None:
         with self._lock:
+            subscribers = list(self._subscribers)
             self._subscribers.clear()
+        for subscription in subscribers:
+            subscription._closed_by_hub()

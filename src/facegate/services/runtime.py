@@ -152,6 +152,7 @@ class Runtime(StoreRuntime):
         self.telemetry = Telemetry()
         # Events out: this process's subscribers (SSE) and the configured broker and webhooks.
         self.events: EventBus = build_event_bus(settings.events)
+        self.telemetry.watch_events(self.events.stats)
         # Serializes applying the change log, so changes reach the index in sequence order.
         self._sync_lock = threading.Lock()
         self._cursor = 0
