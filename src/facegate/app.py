@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facegate import __version__
 from facegate.api import audit, compare, docs, enroll, health, identify, keys, matches, openapi, people, telemetry
+from facegate.api import streams as streams_api
 from facegate.api.docs import SWAGGER_ASSETS
 from facegate.api.errors import install_error_handlers
 from facegate.api.limits import BodySizeLimit
@@ -24,8 +25,10 @@ from facegate.api.security_headers import SecurityHeaders
 from facegate.config import Settings
 from facegate.services import keys as keys_service
 from facegate.services import maintenance
+from facegate.services import streams as streams_service
 from facegate.services.runtime import Runtime
 from facegate.services.telemetry import Telemetry
+from facegate.stream.manager import StreamManager, default_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,24 @@ async def _maintain(rt: Runtime) -> None:
             log.exception("maintenance failed; retrying at the next interval")
 
 
+@asynccontextmanager
+async def _run_streams(app: FastAPI, rt: Runtime) -> AsyncIterator[None]:
+    """The embedded default runs every stream in this process; a deployment of `facegate worker`s turns that off
+    (FACEGATE_STREAMS__RUN_IN_SERVER=false) and this server only adds, lists and removes them."""
+    manager = None
+    if rt.settings.streams.run_in_server:
+        manager = StreamManager(rt, worker=f"server-{default_worker_id()}")
+        manager.start()
+    app.state.streams = manager
+    rt.telemetry.watch_streams(lambda: streams_service.telemetry(rt, manager))
+    try:
+        yield
+    finally:
+        app.state.streams = None
+        if manager is not None:
+            await run_in_threadpool(manager.close)
+
+
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
     """Build the app. Pass an already opened `runtime` to share one across apps (tests); otherwise the
     lifespan opens one from `settings` and closes it on shutdown."""
@@ -49,7 +70,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runtime is not None:
             app.state.runtime = runtime
-            yield
+            async with _run_streams(app, runtime):
+                yield
             return
         owned = Runtime(settings)
         await run_in_threadpool(owned.open)
@@ -57,7 +79,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         _announce(await run_in_threadpool(keys_service.ensure_bootstrap_key, owned), owned.settings)
         upkeep = asyncio.create_task(_maintain(owned))
         try:
-            yield
+            async with _run_streams(app, owned):
+                yield
         finally:
             upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -89,6 +112,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         matches.router,
         compare.router,
         telemetry.router,
+        streams_api.router,
     ):
         app.include_router(router)
     openapi.install(app, settings)

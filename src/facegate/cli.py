@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -152,6 +153,27 @@ def serve(
         # takes a 1 MB header (tests/e2e/test_hostile_inputs.py).
         http="h11",
     )
+
+
+@app.command()
+def worker(
+    worker_id: Annotated[
+        str | None, typer.Option("--id", help="This worker's id among the workers (default: host-pid-random)")
+    ] = None,
+) -> None:
+    """Run video streams as one of several workers sharing them through NATS (FACEGATE_STREAMS__NATS_URL); a
+    dead worker's streams are taken over by the others. Streams are added with POST /api/v1/streams on a server
+    (FACEGATE_STREAMS__RUN_IN_SERVER=false there) sharing this worker's store. Stops on SIGTERM or Ctrl-C."""
+    from facegate.stream.worker import run_worker
+
+    settings = _settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if worker_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", worker_id):
+        raise typer.BadParameter("letters, digits, - and _ only (at most 100)", param_hint="--id")
+    try:
+        run_worker(settings, worker_id)
+    except FacegateError as exc:
+        raise _fail(exc) from exc
 
 
 def _person_folders(root: Path) -> list[tuple[str, list[Path]]]:

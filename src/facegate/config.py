@@ -381,6 +381,23 @@ class StreamSettings(BaseModel):
     open_timeout_seconds: float = Field(10.0, gt=0.0)
     reconnect_initial_seconds: float = Field(0.5, gt=0.0)
     reconnect_max_seconds: float = Field(30.0, gt=0.0)
+    # --- Running many streams: the stream manager of `facegate serve` and of each `facegate worker`. ---
+    # `facegate serve` runs every stream itself (the embedded default); false where `facegate worker`s run them.
+    run_in_server: bool = True
+    # Streams one process runs at once (a thread each, sharing the process's engine pool); the rest wait.
+    max_streams: int = Field(8, ge=1, le=256)
+    # How often the store is read for added and removed streams, and each running stream's status written.
+    poll_seconds: float = Field(1.0, gt=0.0, le=60.0)
+    status_seconds: float = Field(2.0, gt=0.0, le=60.0)
+    # A failed stream starts again after restart_initial_seconds, the wait doubling up to restart_max_seconds.
+    restart_initial_seconds: float = Field(1.0, gt=0.0)
+    restart_max_seconds: float = Field(60.0, gt=0.0)
+    # Workers share streams through NATS: the server (unset: FACEGATE_EVENTS__URL when events go to NATS,
+    # otherwise nats://127.0.0.1:4222), the JetStream key-value bucket of their heartbeats, and how long a
+    # silent worker keeps its streams (its heartbeat's time to live; a dead worker's streams move after it).
+    nats_url: str | None = None
+    workers_bucket: str = Field("facegate_workers", pattern=r"^[A-Za-z0-9_-]{1,100}$")
+    worker_ttl_seconds: float = Field(3.0, ge=1.0, le=300.0)
 
 
 class AWSSecretsSettings(BaseModel):

@@ -318,6 +318,19 @@ class RouteLatency(BaseModel):
     mean_ms: float
 
 
+class StreamTelemetry(BaseModel):
+    """One stream in the telemetry summary (the same values as its /metrics gauges)."""
+
+    id: str
+    name: str
+    state: str
+    fps: float
+    lag_seconds: float
+    frames: int
+    dropped_frames: int
+    worker: str | None
+
+
 class TelemetrySummary(BaseModel):
     """What /api/v1/telemetry answers: version, uptime, engine, stored counts, counters and latencies."""
 
@@ -330,3 +343,54 @@ class TelemetrySummary(BaseModel):
         description="Counter values by metric, then by label set (`key=value,...`, or `all`)"
     )
     latency: dict[str, RouteLatency] = Field(description="Requests and mean latency per route template")
+    streams: list[StreamTelemetry] = Field(
+        default_factory=list, description="Video streams: state, fps, lag and dropped frames (as in /metrics)"
+    )
+
+
+class StreamCreate(BaseModel):
+    """A video stream to run: a file path, an rtsp/http(s) URL, or a camera index ("0")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(min_length=1, max_length=2000, examples=["rtsp://camera.local:554/stream1"])
+    name: str = Field(min_length=1, max_length=200, examples=["front door"])
+    sample_fps: float | None = Field(None, gt=0.0, le=60.0, description="Frames analysed per second at most")
+    loop: bool = Field(False, description="Play a file source again from the start when it ends")
+
+
+class TrackPublic(BaseModel):
+    """A person currently in view of a stream (announced by `appeared`, not yet `left`)."""
+
+    track: str
+    box: BoxPublic
+    person_id: str | None
+    name: str | None
+    distance: float | None
+
+
+class StreamPublic(BaseModel):
+    """A stream and its live status as reported by the process running it (`worker`), at `status_at`.
+    state: pending (not started yet), waiting (every slot of its worker busy), starting, running, reconnecting,
+    ended (a file that was not looped), failed (restarted with backoff; `error` says why), stale (its worker
+    has not reported for a while: dead, or the stream is moving to another worker)."""
+
+    id: str
+    name: str
+    source: str
+    sample_fps: float | None
+    loop: bool
+    state: str
+    fps: float
+    lag_seconds: float
+    frames: int
+    dropped_frames: int
+    error: str | None
+    worker: str | None
+    status_at: datetime | None
+    tracks: list[TrackPublic]
+    created_at: datetime
+
+
+class StreamsPage(BaseModel):
+    items: list[StreamPublic]

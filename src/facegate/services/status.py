@@ -33,4 +33,5 @@ def telemetry_summary(rt: Runtime) -> dict[str, Any]:
         "index": {"type": rt.settings.index.type, "faces": len(rt.index)},
         "counters": rt.telemetry.counter_values(),
         "latency": rt.telemetry.latency_summary(),
+        "streams": [s.model_dump() for s in rt.telemetry.stream_values()],
     }

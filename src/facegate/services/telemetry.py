@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -11,6 +12,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from facegate.events.delivery import DeliveryStats
+from facegate.services.schemas import StreamTelemetry
+
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -44,10 +48,20 @@ class Telemetry:
             "facegate_rejected_images", "Images rejected at enrollment", ["reason"], registry=self.registry
         )
         self.index_size = Gauge("facegate_index_faces", "Faces in the vector index", registry=self.registry)
+        self._streams: Callable[[], list[StreamTelemetry]] = list
+        self.registry.register(_StreamsCollector(self.stream_values))
 
     def watch_events(self, stats: Callable[[], list[DeliveryStats]]) -> None:
         """Event delivery counts, read from the publishers when scraped (they count on their own threads)."""
         self.registry.register(_EventsCollector(stats))
+
+    def watch_streams(self, streams: Callable[[], list[StreamTelemetry]]) -> None:
+        """Per-stream values, read when scraped or summarised (from the streams' status rows, overlaid with the
+        live values of the streams this process runs)."""
+        self._streams = streams
+
+    def stream_values(self) -> list[StreamTelemetry]:
+        return self._streams()
 
     def prometheus_text(self) -> bytes:
         return generate_latest(self.registry)
@@ -119,3 +133,37 @@ class _EventsCollector(Collector):
             queued.add_metric([backend], waiting)
         yield from families.values()
         yield queued
+
+
+class _StreamsCollector(Collector):
+    """facegate_stream_{fps,lag_seconds,frames,dropped_frames} by stream, and facegate_stream_state (1 for the
+    current state). Frames are gauges, not counters: they restart from zero when a stream restarts or moves."""
+
+    def __init__(self, streams: Callable[[], list[StreamTelemetry]]) -> None:
+        self._streams = streams
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["stream", "name"]
+        fps = GaugeMetricFamily("facegate_stream_fps", "Source frames read per second", labels=labels)
+        lag = GaugeMetricFamily(
+            "facegate_stream_lag_seconds", "Age of the frame analysed last when it was analysed", labels=labels
+        )
+        frames = GaugeMetricFamily("facegate_stream_frames", "Frames read since the stream (re)started", labels=labels)
+        dropped = GaugeMetricFamily(
+            "facegate_stream_dropped_frames", "Frames dropped since the stream (re)started", labels=labels
+        )
+        state = GaugeMetricFamily(
+            "facegate_stream_state", "1 for the stream's current state", labels=[*labels, "state"]
+        )
+        try:
+            streams = self._streams()
+        except Exception:  # the store is unreachable: the scrape still answers, without these
+            log.exception("stream telemetry unavailable")
+            streams = []
+        for s in streams:
+            fps.add_metric([s.id, s.name], s.fps)
+            lag.add_metric([s.id, s.name], s.lag_seconds)
+            frames.add_metric([s.id, s.name], s.frames)
+            dropped.add_metric([s.id, s.name], s.dropped_frames)
+            state.add_metric([s.id, s.name, s.state], 1)
+        yield from (fps, lag, frames, dropped, state)

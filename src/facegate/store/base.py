@@ -225,6 +225,59 @@ class AuditFilter:
     until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class StreamCreate:
+    name: str
+    source: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """What the process running a stream reports every few seconds (tracks: the announced ones, as JSON)."""
+
+    state: str
+    fps: float
+    lag_seconds: float
+    frames: int
+    dropped_frames: int
+    error: str | None
+    tracks: list[dict[str, Any]]
+    worker: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class StreamRow:
+    id: str
+    name: str
+    source: str
+    options: dict[str, Any]
+    enabled: bool
+    created_at: datetime
+    status: StreamStatus | None  # None until a process has run it
+
+
+class StreamStore(Protocol):
+    def create(self, stream: StreamCreate) -> StreamRow:
+        """Conflict(stream_name_taken) when the name is in use."""
+        ...
+
+    def get(self, stream_id: str) -> StreamRow | None: ...
+
+    def list_streams(self) -> list[StreamRow]:
+        """Oldest first."""
+        ...
+
+    def delete(self, stream_id: str) -> None:
+        """NotFound(stream_not_found)."""
+        ...
+
+    def report(self, stream_id: str, status: StreamStatus) -> bool:
+        """Write a stream's live status; False when the stream is gone (deleted meanwhile)."""
+        ...
+
+
 class KeyStore(Protocol):
     def create(self, key: KeyCreate, *, only_if_none: bool = False) -> KeyRow | None:
         """Store a new key. With `only_if_none`, atomically store it only when the store has no key at all
@@ -261,6 +314,10 @@ class Repository(Protocol):
 
     @property
     def audit(self) -> AuditLog: ...
+
+    # Video streams to run and their live status.
+    @property
+    def streams(self) -> StreamStore: ...
 
     # Lifecycle ---------------------------------------------------------------------------------------------
     def open(self) -> None:

@@ -44,6 +44,7 @@ from facegate.store.models import (
     new_id,
 )
 from facegate.store.sql_keys import SQLAuditLog, SQLKeyStore
+from facegate.store.sql_streams import SQLStreamStore
 
 # Keeps IN (...) lists within every database's limit on bound parameters.
 CHUNK = 500
@@ -136,6 +137,7 @@ class SQLRepository:
         self.db = Database(url, echo=settings.echo, pool_size=settings.pool_size)
         self._keys = SQLKeyStore(self.db)
         self._audit = SQLAuditLog(self.db)
+        self._streams = SQLStreamStore(self.db)
         self._opened = False
 
     @property
@@ -145,6 +147,10 @@ class SQLRepository:
     @property
     def audit(self) -> SQLAuditLog:
         return self._audit
+
+    @property
+    def streams(self) -> SQLStreamStore:
+        return self._streams
 
     # Lifecycle ---------------------------------------------------------------------------------------------
     def open(self) -> None:
