@@ -6,7 +6,7 @@ from fastapi import APIRouter, Form, Path, Query, Response, status
 
 from facegate.api.auth import EnrollKey, ReadKey
 from facegate.api.deps import MAX_ID, RuntimeDep, UtcDateTime
-from facegate.services import audit
+from facegate.services import audit, rejections
 from facegate.services import matches as matches_service
 from facegate.services.schemas import EnrollResult, MatchesPage, MatchPublic
 
@@ -64,3 +64,17 @@ def enroll_from_match(
     result = matches_service.enroll_from_match(rt, match_id, name=name, person_id=person_id)
     audit.record(rt, principal.actor, "match_enrolled", result.person.id, match_id=match_id)
     return result
+
+
+@router.post(
+    "/{match_id}/reject",
+    response_model=MatchPublic,
+    summary="Not this person: the face of this match is not the person it was matched to",
+)
+def reject_match(rt: RuntimeDep, principal: EnrollKey, match_id: MatchId) -> MatchPublic:
+    """The match becomes an unknown face (`rejected`: true) and its face is kept as a rejected face of the
+    person: a later face closer to it than to the person is not given the person's name (identify flags the
+    person `rejected_lookalike` in its candidates). 409 `match_not_named` when the match names nobody."""
+    match, person_id = rejections.reject_match(rt, match_id)
+    audit.record(rt, principal.actor, "match_rejected", person_id, match_id=match_id)
+    return match

@@ -10,7 +10,15 @@ from facegate.api.openapi import IMAGE_TYPES
 from facegate.services import audit
 from facegate.services import people as people_service
 from facegate.services import sightings as sightings_service
-from facegate.services.schemas import FacesPage, PeoplePage, PersonMerge, PersonPublic, PersonUpdate, SightingsPage
+from facegate.services.schemas import (
+    FacesPage,
+    PeoplePage,
+    PersonMerge,
+    PersonPublic,
+    PersonSplit,
+    PersonUpdate,
+    SightingsPage,
+)
 
 router = APIRouter(prefix="/api/v1/people", tags=["people"])
 
@@ -59,6 +67,16 @@ def merge_person(rt: RuntimeDep, principal: EnrollKey, person_id: PersonId, merg
     move here, photos both had are kept once, and the other person is deleted."""
     person = people_service.merge_people(rt, person_id, merge.from_person_id)
     audit.record(rt, principal.actor, "person_merged", person_id, merged=merge.from_person_id)
+    return person
+
+
+@router.post("/{person_id}/split", response_model=PersonPublic)
+def split_person(rt: RuntimeDep, principal: EnrollKey, person_id: PersonId, split: PersonSplit) -> PersonPublic:
+    """Move chosen faces out of this person (a wrong merge, mislabelled photos) to a new person (`name`) or an
+    existing one (`person_id`). Faces move with their photo: every face of a chosen face's photo moves (the
+    fused engine keeps two per photo). Returns the person they moved to; match history stays as it was."""
+    person = people_service.split_person(rt, person_id, split)
+    audit.record(rt, principal.actor, "person_split", person_id, to=person.id, face_ids=sorted(split.face_ids))
     return person
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from facegate.errors import InvalidInput, NotFound
 from facegate.index.base import per_person
+from facegate.services import rejections
 from facegate.services.fusion import rescore
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import BoxPublic, Candidate, IdentifiedFace, IdentifyResult, UnknownReason
@@ -86,7 +87,7 @@ def search_faces(
         ]
         for hits in per_face
     ]
-    return candidates, fused
+    return rejections.screen(rt, [f.embedding for f in faces], candidates, threshold), fused
 
 
 def match_and_record(
@@ -110,10 +111,7 @@ def match_and_record(
     faces: list[IdentifiedFace] = []
     records: list[NewMatch] = []
     for i, (face, candidates, was_fused) in enumerate(zip(analysis.faces, per_face, fused, strict=True)):
-        if decided is not None:
-            match = decided[i]
-        else:
-            match = candidates[0] if candidates and candidates[0].distance <= threshold else None
+        match = decided[i] if decided is not None else rejections.named(candidates, threshold)
         crop_key = None
         if face.crop_jpeg is not None:
             crop_key = f"crops/{now:%Y/%m/%d}/{request_id}-{i}.jpg"
@@ -146,7 +144,7 @@ def match_and_record(
                 quality=face.quality,
                 match=match,
                 candidates=candidates,
-                reason=None if match else _unknown_reason(rt, face, candidates),
+                reason=None if match else _unknown_reason(rt, face, candidates, threshold),
                 decided_by="fusion" if was_fused else info.name,
             )
         )
@@ -166,9 +164,11 @@ def match_and_record(
     )
 
 
-def _unknown_reason(rt: Runtime, face: FaceAnalysis, candidates: list[Candidate]) -> UnknownReason:
+def _unknown_reason(rt: Runtime, face: FaceAnalysis, candidates: list[Candidate], threshold: float) -> UnknownReason:
     """Why a face came back unknown. A face enrollment would refuse (too small, blurred, faint) is reported as
     low_quality first: its distances say little, and a better photo is what helps."""
     if enrollment_rejection(face.box, face.detector_score, face.sharpness, rt.settings.enroll):
         return "low_quality"
+    if rejections.withheld(candidates, threshold):
+        return "rejected_lookalike"
     return "above_threshold" if candidates else "no_candidate"

@@ -41,6 +41,8 @@ def _to_public(record: MatchRow, names: dict[str, str]) -> MatchPublic:
         quality=record.quality,
         candidates=candidates,
         has_crop=record.crop_key is not None,
+        rejected=record.rejected_at is not None,
+        relabelled=record.relabelled_at is not None,
     )
 
 

@@ -7,8 +7,8 @@ import mimetypes
 
 from facegate.errors import InvalidInput, NotFound
 from facegate.services.runtime import StoreRuntime
-from facegate.services.schemas import BoxPublic, FaceDetail, PeoplePage, PersonPublic, PersonUpdate
-from facegate.store.base import FaceRow, PersonRow, Removed
+from facegate.services.schemas import BoxPublic, FaceDetail, PeoplePage, PersonPublic, PersonSplit, PersonUpdate
+from facegate.store.base import FaceRow, PersonCreate, PersonRow, Removed
 
 
 def to_public(person: PersonRow) -> PersonPublic:
@@ -69,6 +69,22 @@ def merge_people(rt: StoreRuntime, into: str, source: str) -> PersonPublic:
     return to_public(person)
 
 
+def split_person(rt: StoreRuntime, person_id: str, split: PersonSplit) -> PersonPublic:
+    """Faces wrongly given to a person (a wrong merge, a mislabelled photo) move out to a new person (`name`) or
+    another one (`person_id`), photos and all, in one transaction; the person the faces moved to is returned.
+    Match history stays where it is: past rows were decided by the gallery as it was then."""
+    if (split.name is None) == (split.person_id is None):
+        raise InvalidInput("Give either name (new person) or person_id (existing one).", code="name_or_person_id")
+    if split.name is not None and not split.name.strip():
+        raise InvalidInput("name must not be empty.", code="invalid_name")
+    if split.person_id == person_id:
+        raise InvalidInput("Faces cannot be split out to the person they belong to.", code="same_person")
+    target: PersonCreate | str = split.person_id if split.person_id is not None else PersonCreate(name=split.name or "")
+    person, removed = rt.store.split_person(person_id, split.face_ids, target)
+    _forget(rt, removed)
+    return to_public(person)
+
+
 def _face_detail(face: FaceRow) -> FaceDetail:
     return FaceDetail(
         id=face.id,
@@ -80,6 +96,7 @@ def _face_detail(face: FaceRow) -> FaceDetail:
         engine=face.engine,
         model_version=face.model_version,
         created_at=face.created_at,
+        auto=face.auto,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,6 +57,16 @@ class PersonMerge(BaseModel):
     )
 
 
+class PersonSplit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    face_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        min_length=1, max_length=500, description="Faces to move out; every face of their photos moves with them"
+    )
+    name: str | None = Field(None, min_length=1, max_length=200, description="A new person to move them to")
+    person_id: str | None = Field(None, min_length=1, max_length=36, description="Or an existing person")
+
+
 class PeoplePage(BaseModel):
     items: list[PersonPublic]
     total: int
@@ -81,6 +91,7 @@ class FaceDetail(BaseModel):
     engine: str
     model_version: str
     created_at: datetime
+    auto: bool = Field(False, description="Added by identify's safe auto-enrollment (removable like any face)")
 
 
 class FacesPage(BaseModel):
@@ -162,7 +173,7 @@ class EnrollResult(BaseModel):
     rejected: list[Rejection] = Field(description="Photos not enrolled, each with a reason code (e.g. `no_face`)")
 
 
-UnknownReason = Literal["no_candidate", "above_threshold", "low_quality"]
+UnknownReason = Literal["no_candidate", "above_threshold", "low_quality", "rejected_lookalike"]
 
 
 class Candidate(BaseModel):
@@ -170,6 +181,11 @@ class Candidate(BaseModel):
     name: str
     distance: float
     confidence: float
+    rejected_lookalike: bool = Field(
+        False,
+        description='The face is closer to a face a user rejected for this person ("not this person") than to '
+        "the person: not named as them, whatever the distance",
+    )
 
 
 class IdentifiedFace(BaseModel):
@@ -182,7 +198,8 @@ class IdentifiedFace(BaseModel):
         None,
         description="Why the face is unknown (null when matched): no_candidate (nobody enrolled to compare with), "
         "above_threshold (the nearest person, first in candidates, is farther than the threshold), "
-        "low_quality (no match, and the face is too small, blurred or faint to be sure: try a better photo)",
+        "low_quality (no match, and the face is too small, blurred or faint to be sure: try a better photo), "
+        "rejected_lookalike (within the threshold only of people it is a rejected lookalike of)",
     )
     decided_by: str = Field(
         description="Which score decided: the engine's name, or 'fusion' when the second descriptor was fused in"
@@ -224,6 +241,8 @@ class MatchPublic(BaseModel):
     quality: float
     candidates: list[Candidate]
     has_crop: bool
+    rejected: bool = Field(False, description="A user said this face is not the person it was matched to")
+    relabelled: bool = Field(False, description="Named afterwards by relabelling (it came back unknown)")
 
 
 class MatchesPage(BaseModel):

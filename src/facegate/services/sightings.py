@@ -3,7 +3,8 @@
 Each face identify kept is compared with the person as identify compares a face with a person (the person
 template rule over their enrolled faces, the engine's threshold). Only the primary embedding is kept in history,
 so the fused engine's second look is not applied here. Pages of history are read in id order, so memory stays
-bounded however long the history is.
+bounded however long the history is. Faces a user rejected for the person ("not this person"), and faces
+nearer to one of those than to the person, are not their sightings (identify's rule again).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ def person_sightings(rt: Runtime, person_id: str, *, limit: int, threshold: floa
     if not stored:  # enrolled under another engine only: nothing to compare with until `facegate reindex`
         return SightingsPage(items=[], threshold=threshold, searched=0)
     gallery = np.stack([np.frombuffer(e.vector, dtype="<f4") for e in stored]).astype(np.float64)
+    rejected = rt.store.rejected_faces([person_id], info.name, info.model_version)
+    rejected_ids = {r.match_id for r in rejected}
+    lookalikes = (
+        np.stack([np.frombuffer(r.embedding, dtype="<f4") for r in rejected]).astype(np.float64) if rejected else None
+    )
     found: list[tuple[float, int]] = []
     searched, after = 0, 0
     while page := rt.store.sightings(info.name, info.model_version, unknown_only=True, after_id=after, limit=PAGE):
@@ -39,10 +45,16 @@ def person_sightings(rt: Runtime, person_id: str, *, limit: int, threshold: floa
         probes = np.stack([np.frombuffer(s.embedding, dtype="<f4") for s in page]).astype(np.float64)
         distances = distance_matrix(info.metric, probes, gallery)
         # A person's distance is never below their nearest face's: only those rows can be within the threshold.
-        for row in np.flatnonzero(distances.min(axis=1) <= threshold):
+        near = np.flatnonzero(distances.min(axis=1) <= threshold)
+        nearest_rejected = (
+            distance_matrix(info.metric, probes[near], lookalikes).min(axis=1)
+            if lookalikes is not None and len(near)
+            else np.full(len(near), np.inf)
+        )
+        for row, rejected_distance in zip(near, nearest_rejected, strict=True):
             hits = [Hit(e.face_id, person_id, float(d)) for e, d in zip(stored, distances[row], strict=True)]
             score = per_person(hits, 1, template)[0].distance
-            if score <= threshold:
+            if score <= threshold and rejected_distance >= score and page[row].match_id not in rejected_ids:
                 found.append((score, page[row].match_id))
     found.sort()
     best = dict((match_id, score) for score, match_id in found[:limit])

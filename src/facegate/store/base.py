@@ -50,6 +50,7 @@ class NewFace:
     engine: str
     model_version: str
     embedding: bytes  # float32, little-endian
+    auto: bool = False  # added by identify's safe auto-enrollment, not by a user
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class FaceRow:
     engine: str
     model_version: str
     created_at: datetime
+    auto: bool = False  # added by identify's safe auto-enrollment
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,20 @@ class NewMatch:
 @dataclass(frozen=True, kw_only=True)
 class MatchRow(NewMatch):
     id: int
+    rejected_at: datetime | None = None  # "not this person" (person_id cleared; see RejectedFace)
+    relabelled_at: datetime | None = None  # named afterwards by relabelling
+
+
+@dataclass(frozen=True)
+class RejectedFace:
+    """A face a user said is not `person_id` (its embedding, of `engine`/`model_version`)."""
+
+    id: int
+    person_id: str
+    match_id: int | None
+    engine: str
+    model_version: str
+    embedding: bytes
 
 
 @dataclass(frozen=True)
@@ -476,4 +492,31 @@ class Repository(Protocol):
 
     def counts(self) -> dict[str, int]:
         """people, faces, images, matches, unknown_matches."""
+        ...
+
+    # People tools: "not this person", split, relabelling ---------------------------------------------------
+    def reject_match(self, match_id: int, at: datetime) -> tuple[MatchRow, str]:
+        """Record that the face of a named match is not its person: a RejectedFace (the match's embedding and
+        person) is stored, the match is marked rejected and its person link cleared (it is an unknown face
+        now). Returns the match and the person it is not. NotFound(match_not_found); Conflict(match_not_named)
+        when the match names nobody; Conflict(no_embedding) for history kept before embeddings were."""
+        ...
+
+    def rejected_faces(self, person_ids: Collection[str], engine: str, model_version: str) -> list[RejectedFace]:
+        """The rejected faces of these people, of one engine's space."""
+        ...
+
+    def split_person(
+        self, source: str, face_ids: Collection[int], target: PersonCreate | str
+    ) -> tuple[PersonRow, Removed]:
+        """Move the photos of `face_ids` (every face of those photos, of any engine) from `source` to a new
+        person (PersonCreate) or an existing one (id), all at once. A photo the target already has is dropped
+        with its faces (`Removed`). The change log records the moved faces as removed and added again.
+        NotFound(person_not_found | face_not_found); Conflict(external_id_taken)."""
+        ...
+
+    def relabel_matches(self, distances: Mapping[int, float], person_id: str, at: datetime) -> list[int]:
+        """Name unknown history rows (match id -> the person's distance) as `person_id`, with relabelled_at =
+        `at`; rows named meanwhile or rejected for this person are left. Returns the ids relabelled.
+        NotFound(person_not_found)."""
         ...

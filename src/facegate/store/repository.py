@@ -28,6 +28,7 @@ from facegate.store.base import (
     NewMatch,
     PersonCreate,
     PersonRow,
+    RejectedFace,
     Removed,
     Sighting,
     StoredCandidate,
@@ -40,6 +41,7 @@ from facegate.store.models import (
     MatchRecord,
     PendingBlob,
     Person,
+    RejectionRecord,
     StoreMeta,
     new_id,
 )
@@ -72,6 +74,7 @@ def _face_row(r: FaceRecord) -> FaceRow:
         engine=r.engine,
         model_version=r.model_version,
         created_at=r.created_at,
+        auto=r.auto,
     )
 
 
@@ -107,6 +110,8 @@ def _match_row(r: MatchRecord) -> MatchRow:
         model_version=r.model_version,
         candidates=[StoredCandidate(str(c["person_id"]), float(c["distance"])) for c in r.candidates or []],
         crop_key=r.crop_key,
+        rejected_at=r.rejected_at,
+        relabelled_at=r.relabelled_at,
     )
 
 
@@ -124,6 +129,7 @@ def _face_record(person_id: str, image_id: str, face: NewFace) -> FaceRecord:
         engine=face.engine,
         model_version=face.model_version,
         embedding=face.embedding,
+        auto=face.auto,
     )
 
 
@@ -372,6 +378,8 @@ class SQLRepository:
             session.execute(update(FaceRecord).where(FaceRecord.person_id == source).values(person_id=into))
             session.execute(update(ImageRecord).where(ImageRecord.person_id == source).values(person_id=into))
             session.execute(update(MatchRecord).where(MatchRecord.person_id == source).values(person_id=into))
+            # What was "not this person" for one of them is not the merged person either.
+            session.execute(update(RejectionRecord).where(RejectionRecord.person_id == source).values(person_id=into))
             session.delete(moving)
             target.updated_at = datetime.now(UTC)
             self._log(session, "remove", [(int(f), source, e, m) for f, _, e, m in faces])
@@ -738,3 +746,135 @@ class SQLRepository:
                 "matches": count(MatchRecord),
                 "unknown_matches": count(MatchRecord, MatchRecord.person_id.is_(None)),
             }
+
+    # People tools: "not this person", split, relabelling ---------------------------------------------------
+    def reject_match(self, match_id: int, at: datetime) -> tuple[MatchRow, str]:
+        with self.db.session() as session:
+            record = session.scalars(select(MatchRecord).where(MatchRecord.id == match_id).with_for_update()).first()
+            if record is None:
+                raise NotFound(f"No match with id {match_id}.", code="match_not_found")
+            person_id = record.person_id
+            if person_id is None:
+                raise Conflict(f"Match {match_id} names nobody: there is no person to reject.", code="match_not_named")
+            if record.embedding is None:
+                raise Conflict(
+                    f"Match {match_id} was kept without its face's embedding (older history); it cannot be rejected.",
+                    code="no_embedding",
+                )
+            session.add(
+                RejectionRecord(
+                    person_id=person_id,
+                    match_id=record.id,
+                    engine=record.engine,
+                    model_version=record.model_version,
+                    embedding=record.embedding,
+                    created_at=at,
+                )
+            )
+            record.person_id = None
+            record.distance = None
+            record.confidence = None
+            record.rejected_at = at
+            session.flush()
+            return _match_row(record), person_id
+
+    def rejected_faces(self, person_ids: Collection[str], engine: str, model_version: str) -> list[RejectedFace]:
+        found: list[RejectedFace] = []
+        with self.db.session() as session:
+            for chunk in _chunks(sorted(set(person_ids))):
+                query = (
+                    select(RejectionRecord)
+                    .where(
+                        RejectionRecord.person_id.in_(chunk),
+                        RejectionRecord.engine == engine,
+                        RejectionRecord.model_version == model_version,
+                    )
+                    .order_by(RejectionRecord.id)
+                )
+                found += [
+                    RejectedFace(r.id, r.person_id, r.match_id, r.engine, r.model_version, bytes(r.embedding))
+                    for r in session.scalars(query)
+                ]
+        return found
+
+    def split_person(
+        self, source: str, face_ids: Collection[int], target: PersonCreate | str
+    ) -> tuple[PersonRow, Removed]:
+        try:
+            with self.db.session() as session:
+                if isinstance(target, str):
+                    # Both locked, in id order, as merge does: a split the other way round waits.
+                    for person_id in sorted({source, target}):
+                        self._require_person(session, person_id, lock=True)
+                    dest = self._require_person(session, target)
+                else:
+                    self._require_person(session, source, lock=True)
+                    dest = Person(
+                        id=new_id(), name=target.name, external_id=target.external_id, attributes=target.metadata
+                    )
+                    session.add(dest)
+                    session.flush()
+                wanted = sorted(set(face_ids))
+                chosen: dict[int, str] = {}
+                for chunk in _chunks(wanted):
+                    query = select(FaceRecord.id, FaceRecord.image_id).where(
+                        FaceRecord.id.in_(chunk), FaceRecord.person_id == source
+                    )
+                    chosen.update((int(f), str(i)) for f, i in session.execute(query))
+                missing = [f for f in wanted if f not in chosen]
+                if missing:
+                    raise NotFound(f"Person {source} has no face {missing[0]}.", code="face_not_found")
+                image_ids = sorted(set(chosen.values()))
+                have = set(session.scalars(select(ImageRecord.sha256).where(ImageRecord.person_id == dest.id)))
+                images = session.execute(
+                    select(ImageRecord.id, ImageRecord.sha256, ImageRecord.blob_key).where(
+                        ImageRecord.id.in_(image_ids)
+                    )
+                ).all()
+                dropped = {image_id for image_id, sha, _ in images if sha in have}
+                keys = [key for image_id, _, key in images if image_id in dropped]
+                # Every face of the chosen photos moves: the fused engine keeps two rows (descriptors) per photo.
+                faces = session.execute(
+                    select(FaceRecord.id, FaceRecord.image_id, FaceRecord.engine, FaceRecord.model_version).where(
+                        FaceRecord.image_id.in_(image_ids)
+                    )
+                ).all()
+                session.execute(delete(FaceRecord).where(FaceRecord.image_id.in_(dropped)))
+                session.execute(delete(ImageRecord).where(ImageRecord.id.in_(dropped)))
+                kept = [image_id for image_id in image_ids if image_id not in dropped]
+                session.execute(update(FaceRecord).where(FaceRecord.image_id.in_(kept)).values(person_id=dest.id))
+                session.execute(update(ImageRecord).where(ImageRecord.id.in_(kept)).values(person_id=dest.id))
+                now = datetime.now(UTC)
+                self._require_person(session, source).updated_at = now
+                dest.updated_at = now
+                self._log(session, "remove", [(int(f), source, e, m) for f, _, e, m in faces])
+                self._log(session, "add", [(int(f), dest.id, e, m) for f, i, e, m in faces if i not in dropped])
+                self._mark_pending(session, keys)
+                session.flush()
+                return self._person_row(session, dest), Removed(
+                    face_ids=[int(f) for f, i, _, _ in faces if i in dropped], blob_keys=keys
+                )
+        except IntegrityError as exc:
+            if "external_id" in _constraint(exc):
+                raise Conflict(
+                    f"external_id {getattr(target, 'external_id', None)!r} is already in use.", code="external_id_taken"
+                ) from exc
+            raise
+
+    def relabel_matches(self, distances: Mapping[int, float], person_id: str, at: datetime) -> list[int]:
+        with self.db.session() as session:
+            self._require_person(session, person_id, lock=True)
+            rejected = select(RejectionRecord.match_id).where(
+                RejectionRecord.person_id == person_id, RejectionRecord.match_id.is_not(None)
+            )
+            done: list[int] = []
+            for chunk in _chunks(sorted(distances)):
+                query = select(MatchRecord).where(
+                    MatchRecord.id.in_(chunk), MatchRecord.person_id.is_(None), MatchRecord.id.not_in(rejected)
+                )
+                for record in session.scalars(query.with_for_update()):
+                    record.person_id = person_id
+                    record.distance = distances[record.id]
+                    record.relabelled_at = at
+                    done.append(record.id)
+            return sorted(done)
