@@ -61,7 +61,7 @@ STATUSES: dict[Kind, dict[int, str]] = {
     Kind.ENGINE: {503: "The face engine is busy (retry after `Retry-After` seconds) or not running"},
     Kind.FACE_REQUIRED: {422: "No usable face (`no_face`, or the most specific reason: `multiple_faces`, ...)"},
     Kind.REFERENCE: {404: "The person named by `person_id` does not exist"},
-    Kind.CONFLICT: {409: "Clashes with stored state (`external_id_taken`, `duplicate_image`)"},
+    Kind.CONFLICT: {409: "Clashes with stored state (`external_id_taken`, `duplicate_image`, `stream_name_taken`)"},
     Kind.STORED_IMAGE: {503: "The blob store is unavailable"},
     Kind.READINESS: {503: "A part is not usable; `parts` says which"},
 }
@@ -72,6 +72,7 @@ DECLARED: dict[str, set[Kind]] = {
     "compare": {Kind.FACE_REQUIRED},
     "enroll_from_match": {Kind.ENGINE, Kind.FACE_REQUIRED, Kind.REFERENCE, Kind.CONFLICT},
     "update_person": {Kind.CONFLICT},
+    "create_stream": {Kind.CONFLICT},
     "reject_match": {Kind.CONFLICT},
     "split_person": {Kind.REFERENCE, Kind.CONFLICT},
     "ready": {Kind.READINESS},
@@ -125,6 +126,11 @@ LINKS: dict[tuple[str, int], dict[str, tuple[str, dict[str, str]]]] = {
         "EnrollFromMatch": ("enroll_from_match", _MATCH),
     },
     ("create_key", 201): {"RevokeKey": ("revoke_key", {"key_id": "$response.body#/key/id"})},
+    ("create_stream", 201): {
+        "GetStream": ("get_stream", {"stream_id": "$response.body#/id"}),
+        "StreamFrame": ("stream_frame", {"stream_id": "$response.body#/id"}),
+        "DeleteStream": ("delete_stream", {"stream_id": "$response.body#/id"}),
+    },
 }
 
 
