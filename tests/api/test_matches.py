@@ -167,3 +167,26 @@ def test_enroll_from_match_errors(client: TestClient, history: History) -> None:
     nobody = client.post(f"/api/v1/matches/{history.unknown}/enroll", data={"person_id": "no-such-person"})
     assert (nobody.status_code, nobody.json()["error"]["code"]) == (404, "person_not_found")
     assert client.get("/api/v1/people").json()["total"] == people_before
+
+
+def test_reject_a_match_over_http(client: TestClient, dev: Path) -> None:
+    """deepface_person_10 is falsely named as deepface_person_11 at the default threshold; once rejected, a
+    later photo of person 10 is not, and the rejection is audited."""
+    p11 = enroll(client, [dev / "deepface_person_11" / "2.jpg"], name="Person 11")["person"]["id"]
+    first = identify(client, dev / "deepface_person_10" / "5.jpg")["faces"][0]
+    assert first["match"]["person_id"] == p11
+
+    response = client.post(f"/api/v1/matches/{first['match_id']}/reject")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["rejected"] is True and body["person_id"] is None and body["id"] == first["match_id"]
+    later = identify(client, dev / "deepface_person_10" / "2.jpg")["faces"][0]
+    assert later["match"] is None and later["reason"] == "rejected_lookalike"
+    assert any(c["person_id"] == p11 and c["rejected_lookalike"] for c in later["candidates"])
+    again = client.post(f"/api/v1/matches/{first['match_id']}/reject")  # names nobody now
+    assert again.status_code == 409 and again.json()["error"]["code"] == "match_not_named"
+    missing = client.post("/api/v1/matches/999999/reject")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "match_not_found"
+    audit = client.get("/api/v1/audit").json()["items"]
+    assert any(e["action"] == "match_rejected" and e["target"] == p11 for e in audit)

@@ -184,3 +184,26 @@ def test_merge_two_enrollments_of_one_person(client: TestClient, dev: Path) -> N
     assert gone.status_code == 404 and gone.json()["error"]["code"] == "person_not_found"
     audit = client.get("/api/v1/audit").json()["items"]
     assert any(entry["action"] == "person_merged" for entry in audit)
+
+
+def test_split_faces_out_to_a_new_person(client: TestClient, dev: Path) -> None:
+    powell = enroll(client, [dev / "colin_powell" / "1.jpg"], name="Colin Powell")["person"]["id"]
+    bush = enroll(client, [dev / "george_w_bush" / "1.jpg", dev / "george_w_bush" / "2.jpg"], name="Bush")
+    assert client.post(f"/api/v1/people/{powell}/merge", json={"from_person_id": bush["person"]["id"]}).is_success
+    moving = [f["id"] for f in bush["faces"]]
+
+    response = client.post(f"/api/v1/people/{powell}/split", json={"face_ids": moving, "name": "George W. Bush"})
+
+    assert response.status_code == 200, response.text
+    split = response.json()
+    assert split["name"] == "George W. Bush" and split["face_count"] == 2
+    faces = client.get(f"/api/v1/people/{split['id']}/faces").json()["items"]
+    assert sorted(f["id"] for f in faces) == sorted(moving) and not any(f["auto"] for f in faces)
+    named = identify(client, dev / "george_w_bush" / "3.jpg")["faces"][0]["match"]
+    assert named["person_id"] == split["id"]
+    bad = client.post(f"/api/v1/people/{powell}/split", json={"face_ids": moving, "name": "Again"})
+    assert bad.status_code == 404 and bad.json()["error"]["code"] == "face_not_found"
+    both = client.post(f"/api/v1/people/{powell}/split", json={"face_ids": [1], "name": "A", "person_id": powell})
+    assert both.status_code == 400 and both.json()["error"]["code"] == "name_or_person_id"
+    audit = client.get("/api/v1/audit").json()["items"]
+    assert any(e["action"] == "person_split" and e["detail"]["to"] == split["id"] for e in audit)
