@@ -19,6 +19,7 @@ from facegate.services import audit, evaluation
 from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import keys as keys_service
+from facegate.services import people as people_service
 from facegate.services.runtime import Runtime, StoreRuntime
 from facegate.services.schemas import Upload
 from facegate.store.database import Database
@@ -460,3 +461,25 @@ def test_people_merge_starts_no_engine(data_dir: Path, dev: Path, opencv_pool: E
         assert "1 people" in listing.output and "C. Powell" not in listing.output
         again = runner.invoke(app, ["people", "merge", first, second])
     assert again.exit_code == 1 and "person_not_found" in again.output
+
+
+def test_people_split_starts_no_engine(data_dir: Path, dev: Path, opencv_pool: EnginePool) -> None:
+    rt = Runtime(Settings(), engine=opencv_pool)
+    rt.open()
+    try:
+        powell = _enroll(rt, "Colin Powell", dev / "colin_powell" / "1.jpg")
+        bush = _enroll(rt, "George W. Bush", dev / "george_w_bush" / "1.jpg")
+        [bush_face] = [f.id for f in rt.store.list_faces(bush)]
+        people_service.merge_people(rt, powell, bush)
+    finally:
+        rt.close()
+    with _no_engine():
+        split = runner.invoke(app, ["people", "split", powell, str(bush_face), "--name", "Bush"])
+        assert split.exit_code == 0, split.output
+        assert "Moved to Bush" in split.output and "1 photos" in split.output
+        listing = runner.invoke(app, ["people", "list"])
+        assert "2 people" in listing.output
+        again = runner.invoke(app, ["people", "split", powell, str(bush_face), "--name", "Bush"])
+        assert again.exit_code == 1 and "face_not_found" in again.output
+        neither = runner.invoke(app, ["people", "split", powell, "1"])
+    assert neither.exit_code == 1 and "name_or_person_id" in neither.output

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -22,7 +23,7 @@ from typer.core import TyperGroup
 
 from facegate import calibration, server_bench
 from facegate.config import DlibEngineSettings, FusionEngineSettings, OpenCVEngineSettings, Settings
-from facegate.errors import ConfigurationError, Conflict, FacegateError, Unprocessable
+from facegate.errors import ConfigurationError, Conflict, FacegateError, InvalidInput, Unprocessable
 from facegate.services import audit, evaluation, maintenance
 from facegate.services import calibration as calibration_service
 from facegate.services import enroll as enroll_service
@@ -31,7 +32,7 @@ from facegate.services import keys as keys_service
 from facegate.services import people as people_service
 from facegate.services import reindex as reindex_service
 from facegate.services.runtime import Runtime, StoreRuntime
-from facegate.services.schemas import PersonUpdate, Upload
+from facegate.services.schemas import PersonSplit, PersonUpdate, Upload
 from facegate.store.factory import build_repository
 
 
@@ -328,6 +329,27 @@ def people_merge(
             raise _fail(exc) from exc
         audit.record(rt, audit.CLI, "person_merged", into, merged=source)
     console.print(f"Merged into {person.name} ({person.id}): {person.face_count} photos.")
+
+
+@people_app.command("split")
+def people_split(
+    person_id: Annotated[str, typer.Argument(help="The person the faces are taken from")],
+    face_ids: Annotated[list[int], typer.Argument(help="Faces to move (with every face of their photos)")],
+    name: Annotated[str | None, typer.Option("--name", help="Move them to a new person of this name")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Or to this existing person (id)")] = None,
+) -> None:
+    """Move faces wrongly given to PERSON_ID (a wrong merge, a mislabelled photo), photos and all, to a new
+    person (--name) or an existing one (--to)."""
+    with _store_only(blobs=True) as rt:
+        try:
+            split = PersonSplit(face_ids=face_ids, name=name, person_id=to)
+            person = people_service.split_person(rt, person_id, split)
+        except ValidationError as exc:
+            raise _fail(InvalidInput(str(exc.errors()[0]["msg"]), code="invalid_split")) from exc
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+        audit.record(rt, audit.CLI, "person_split", person_id, to=person.id, face_ids=sorted(face_ids))
+    console.print(f"Moved to {person.name} ({person.id}): {person.face_count} photos.")
 
 
 @people_app.command("delete")
