@@ -7,13 +7,14 @@ Backends are chosen by a `type` discriminator, so adding one is a new config cla
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, Field, ModelWrapValidatorHandler, SecretStr, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from facegate.calibration import shipped
 from facegate.config_sources import layered_sources, validate_with_report
@@ -289,9 +290,11 @@ EVENT_URL_SCHEMES: dict[str, tuple[str, ...]] = {
 
 def _url_list(value: Any) -> Any:
     """FACEGATE_EVENTS__WEBHOOKS as a JSON list or as comma-separated URLs."""
-    if isinstance(value, str) and not value.lstrip().startswith("["):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+    if not isinstance(value, str):
+        return value
+    if value.lstrip().startswith("["):
+        return json.loads(value)  # a JSONDecodeError is a ValueError: reported as an invalid value
+    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 class EventsSettings(BaseModel):
@@ -310,7 +313,7 @@ class EventsSettings(BaseModel):
     # (facegate.events.appeared, facegate/events/appeared); Redis keeps one stream named by the prefix.
     prefix: str = Field("facegate.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=200)
     # URLs that receive every event as a signed POST (X-Facegate-Signature: sha256=HMAC of the body).
-    webhooks: Annotated[list[str], BeforeValidator(_url_list)] = Field(default_factory=list)
+    webhooks: Annotated[list[str], NoDecode, BeforeValidator(_url_list)] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
     # Events kept per subscriber (an SSE connection) before its oldest are dropped.
     queue_size: int = Field(256, ge=1)

@@ -134,6 +134,10 @@ class QueuedPublisher:
                 return None
             return self._queue.popleft()
 
+    def _nothing_left(self) -> bool:
+        with self._lock:
+            return self._closing.is_set() and not self._queue
+
     def _backoff(self, delay: float) -> bool:
         """Wait `delay` before trying again; False when closing (a backend failing then gets no more tries)."""
         self._closing.wait(delay)
@@ -148,11 +152,11 @@ class QueuedPublisher:
         tries = 0
         try:
             while True:
-                if event is None:
-                    event, tries = self._next(), 0
-                    if event is None:
-                        return
+                # Connect before the first event is queued: an unreachable broker is reported at start, and MQTT
+                # availability says online as soon as facegate runs.
                 if not connected:
+                    if event is None and self._nothing_left():
+                        return
                     try:
                         transport.connect()
                     except Exception as exc:
@@ -181,6 +185,10 @@ class QueuedPublisher:
                         down_logged = False
                     else:
                         log.info("events: connected to %s %s", transport.backend, transport.target)
+                if event is None:
+                    event, tries = self._next(), 0
+                    if event is None:
+                        return
                 try:
                     transport.send(event)
                 except PermanentError as exc:

@@ -63,7 +63,12 @@ class NatsTransport:
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout + 1.0)
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(self.timeout + 1.0)
+        except BaseException:
+            future.cancel()
+            raise
 
     def connect(self) -> None:
         self._loop = asyncio.new_event_loop()
@@ -87,7 +92,9 @@ class NatsTransport:
             name="facegate",
             connect_timeout=max(1, round(self.timeout)),
             allow_reconnect=False,
-            max_reconnect_attempts=0,
+            # One try (0 would mean unlimited: nats-py then retries the initial connection forever).
+            max_reconnect_attempts=1,
+            reconnect_time_wait=0,
             error_cb=quiet,
             disconnected_cb=quiet,
             closed_cb=quiet,
@@ -115,14 +122,23 @@ class NatsTransport:
         subject = f"{self.prefix}.{event.type}"
         self._call(self._js.publish(subject, event.to_json(), timeout=self.timeout, headers={"Nats-Msg-Id": event.id}))
 
+    @staticmethod
+    async def _shutdown(nc: Client | None) -> None:
+        """Close the connection and end whatever else runs on the loop (a connect that timed out)."""
+        if nc is not None and not nc.is_closed:
+            await nc.close()
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+
     def disconnect(self) -> None:
         loop, thread, nc = self._loop, self._thread, self._nc
         self._loop = self._thread = self._nc = self._js = None
         if loop is None:
             return
         try:
-            if nc is not None and not nc.is_closed:
-                asyncio.run_coroutine_threadsafe(nc.close(), loop).result(self.timeout)
+            asyncio.run_coroutine_threadsafe(self._shutdown(nc), loop).result(self.timeout + 1.0)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             if thread is not None:

@@ -1,0 +1,123 @@
+"""events.nats_jetstream: events published by a Runtime are stored by JetStream on the real NATS server on 4222
+(subject <prefix>.<type>, the documented body, the event id as Nats-Msg-Id) and read back with nats-py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+from facegate.events.base import Event
+from facegate.events.nats_jetstream import _covers, stream_name
+from tests.events.conftest import RuntimeFactory, appeared, assert_track_event, wait_for
+
+URL = "nats://127.0.0.1:4222"
+
+
+async def _stored(stream: str) -> list[Any]:
+    """Every message of a stream, in order."""
+    nc = await nats.connect(URL)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(stream)
+        return [await js.get_msg(stream, seq) for seq in range(info.state.first_seq, info.state.last_seq + 1)]
+    finally:
+        await nc.close()
+
+
+async def _delete(stream: str) -> None:
+    nc = await nats.connect(URL)
+    try:
+        await nc.jetstream().delete_stream(stream)
+    except NotFoundError:
+        pass
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def stream(prefix: str) -> Iterator[str]:
+    name = stream_name(prefix)
+    yield name
+    asyncio.run(_delete(name))
+
+
+def test_stream_name() -> None:
+    assert stream_name("facegate.events") == "FACEGATE_EVENTS"
+
+
+def test_subject_filters() -> None:
+    assert _covers("facegate.events.>", "facegate.events.>")
+    assert _covers("facegate.>", "facegate.events.>")
+    assert _covers(">", "facegate.events.>")
+    assert not _covers("facegate.events.*", "facegate.events.>")
+    assert not _covers("facegate.other.>", "facegate.events.>")
+    assert not _covers("facegate.events", "facegate.events.>")
+
+
+def test_events_are_stored_by_jetstream(make_runtime: RuntimeFactory, prefix: str, stream: str) -> None:
+    rt = make_runtime(type="nats", url=URL, prefix=prefix)
+    sent = [appeared(track=1), Event("left", appeared(track=1).data)]
+    for event in sent:
+        rt.events.publish(event)
+    rt.close()
+    messages = asyncio.run(_stored(stream))
+    assert [m.subject for m in messages] == [f"{prefix}.appeared", f"{prefix}.left"]
+    for message, event in zip(messages, sent, strict=True):
+        assert json.loads(message.data) == event.body()
+        assert message.headers["Nats-Msg-Id"] == event.id
+    assert_track_event(json.loads(messages[0].data), sent[0])
+    assert rt.events.stats()[1].published == 2
+
+
+def test_a_live_subscriber_gets_them(make_runtime: RuntimeFactory, prefix: str, stream: str) -> None:
+    """A core NATS subscription on <prefix>.> sees each event as it is published (what a worker would do)."""
+    rt = make_runtime(type="nats", url=URL, prefix=prefix)
+    rt.events.publish(appeared(track=0))  # the stream exists once this is stored
+    assert wait_for(lambda: rt.events.stats()[1].published == 1)
+    sent = appeared(track=7)
+
+    async def listen() -> list[Any]:
+        nc = await nats.connect(URL)
+        try:
+            sub = await nc.subscribe(f"{prefix}.>")
+            await nc.flush()
+            await asyncio.get_running_loop().run_in_executor(None, rt.events.publish, sent)
+            return [await sub.next_msg(timeout=5)]
+        finally:
+            await nc.close()
+
+    (message,) = asyncio.run(listen())
+    assert message.subject == f"{prefix}.appeared"
+    assert json.loads(message.data) == sent.body()
+
+
+def test_an_existing_stream_is_used_as_configured(make_runtime: RuntimeFactory, prefix: str, stream: str) -> None:
+    async def create() -> None:
+        nc = await nats.connect(URL)
+        try:
+            await nc.jetstream().add_stream(name=stream, subjects=[f"{prefix}.>"], max_msgs=3)
+        finally:
+            await nc.close()
+
+    asyncio.run(create())
+    rt = make_runtime(type="nats", url=URL, prefix=prefix)
+    for track in range(5):
+        rt.events.publish(appeared(track=track))
+    rt.close()
+    assert [json.loads(m.data)["track"] for m in asyncio.run(_stored(stream))] == [2, 3, 4]
+
+
+def test_a_retried_publish_is_stored_once(make_runtime: RuntimeFactory, prefix: str, stream: str) -> None:
+    """The same event published twice (as a retry after a lost acknowledgement would) is one message."""
+    rt = make_runtime(type="nats", url=URL, prefix=prefix)
+    event = appeared()
+    rt.events.publish(event)
+    rt.events.publish(event)
+    rt.close()
+    assert len(asyncio.run(_stored(stream))) == 1
