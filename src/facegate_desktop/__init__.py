@@ -1,0 +1,1 @@
+"""facegate desktop: a PySide6 client of a facegate server, through its public HTTP API only."""
