@@ -274,6 +274,80 @@ def identify(
     console.print(table)
 
 
+@app.command()
+def watch(
+    source: Annotated[str, typer.Argument(help="Video file, stream URL (rtsp://, http://...) or camera index (0)")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per event and line on stdout")] = False,
+    name: Annotated[str | None, typer.Option(help="Stream name in events and history (default: the source)")] = None,
+    sample_fps: Annotated[
+        float | None, typer.Option(min=0.1, max=60.0, help="Frames analysed per second (FACEGATE_STREAMS__SAMPLE_FPS)")
+    ] = None,
+    realtime: Annotated[bool, typer.Option(help="Play a file at its own frame rate, as a live stream")] = False,
+    loop: Annotated[bool, typer.Option(help="Start a file again at its end (until Ctrl-C)")] = False,
+    engine: EngineOption = None,
+) -> None:
+    """Watch one video source: an event when a person appears and one when they leave, until the source ends or
+    Ctrl-C. Each person seen is recorded once in match history (source video:NAME)."""
+    import signal
+    import threading
+
+    from facegate.stream.pipeline import Pipeline, StreamOptions
+    from facegate.stream.sources import check_source
+
+    try:
+        check_source(source)  # a typo fails at once, not after the engine has started
+    except FacegateError as exc:
+        raise _fail(exc) from exc
+    settings = _settings(engine)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stream_name = name or (Path(source).name if Path(source).is_file() else source)
+    options = StreamOptions.from_settings(settings.streams, sample_fps=sample_fps, realtime=realtime, loop=loop)
+    stop = threading.Event()
+    failure: list[FacegateError] = []
+    with _runtime(settings=settings) as rt:
+        pipeline = Pipeline(rt, stream_id=stream_name, name=stream_name, source=source, options=options)
+
+        def run() -> None:
+            try:
+                pipeline.run(stop)
+            except FacegateError as exc:
+                failure.append(exc)
+
+        # SIGTERM ends the watch like Ctrl-C: open tracks get their `left` event and their history row.
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with rt.events.hub.subscribe() as events:
+            worker = threading.Thread(target=run, name="facegate-watch", daemon=True)
+            worker.start()
+            try:
+                while worker.is_alive():
+                    event = events.get(timeout=0.2)
+                    if event is not None:
+                        _print_event(event.body(), as_json=as_json)
+            except KeyboardInterrupt:
+                stop.set()
+                worker.join()
+            while (event := events.get(0)) is not None:
+                _print_event(event.body(), as_json=as_json)
+        if failure:
+            raise _fail(failure[0])
+        stats = pipeline.stats()
+        if stats.state == "failed":
+            raise _fail(FacegateError(stats.error or "the video source failed", code="source_failed"))
+        err_console.print(
+            f"{stats.frames} frames, {stats.analysed_frames} analysed, {stats.dropped_frames} dropped", highlight=False
+        )
+
+
+def _print_event(body: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(body, separators=(",", ":"), sort_keys=True))
+        return
+    who = escape(body["name"]) if body.get("name") else "[dim]unknown[/dim]"
+    distance = f" ({body['distance']:.3f})" if body.get("distance") is not None else ""
+    offset = body.get("first_seen_offset" if body["type"] == "appeared" else "last_seen_offset") or 0.0
+    console.print(f"{offset:8.1f}s  {body['type']:<8}  {who}{distance}  track {body['track'][:8]}", highlight=False)
+
+
 @people_app.command("list")
 def people_list(
     name: Annotated[str | None, typer.Option(help="Filter by name substring")] = None,

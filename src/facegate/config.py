@@ -369,7 +369,7 @@ class StreamSettings(BaseModel):
     # A track is announced (`appeared`) once it has this many embedded frames and its vote names someone;
     # `unknown_after` frames without a name announce it as unknown.
     min_observations: int = Field(3, ge=1, le=50)
-    unknown_after: int = Field(6, ge=1, le=100)
+    unknown_after: int = Field(8, ge=1, le=100)
     # Frames per track kept for the vote (the best by quality) and how often a track already announced is
     # embedded again (for a better snapshot and a surer vote).
     max_observations: int = Field(10, ge=1, le=100)

@@ -52,7 +52,10 @@ class TrackIdentity:
             self.names[c.person_id] = c.name
         self.observations.append(Observation(face.quality, {c.person_id: c.distance for c in candidates}))
         self.observations.sort(key=lambda o: o.quality, reverse=True)
-        del self.observations[self.keep :]
+        if len(self.observations) > self.keep:
+            del self.observations[self.keep :]
+            kept = {p for o in self.observations for p in o.distances}
+            self.names = {p: n for p, n in self.names.items() if p in kept}
         if self.best is None or face.quality > self.best.quality:
             self.best = face
 

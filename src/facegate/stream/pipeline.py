@@ -58,7 +58,7 @@ class StreamOptions:
     max_faces: int = 20
     min_face_size: int = 24
     min_observations: int = 3
-    unknown_after: int = 6
+    unknown_after: int = 8
     max_observations: int = 10
     reembed_seconds: float = 1.0
     leave_seconds: float = 2.0

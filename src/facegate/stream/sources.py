@@ -114,6 +114,13 @@ def source_kind(source: str) -> SourceKind:
     return "file"
 
 
+def check_source(source: str) -> None:
+    """What can be told without opening the source: a file path must name an existing file (SourceError
+    source_not_found). Lets a command or an API refuse a typo before starting anything."""
+    if source_kind(source) == "file" and not Path(source).is_file():
+        raise SourceError(f"No video file at {source!r}.", code="source_not_found")
+
+
 class VideoSource:
     """One opened source. Iterate `frames(stop)` from one consumer thread; `state`, `fps`, `dropped` and
     `error` may be read from any thread."""
@@ -140,6 +147,7 @@ class VideoSource:
         self.queue = DropOldestQueue(queue_size, drop_oldest=self.realtime)
         self.state: SourceState = "starting"
         self.error: str | None = None
+        self.reconnects = 0  # times a dropped network source or camera was opened again
         self.fps = DEFAULT_FPS
         self.width = 0
         self.height = 0
@@ -177,10 +185,7 @@ class VideoSource:
 
     def open(self) -> None:
         """Open the source (raises SourceError) and start reading."""
-        if self.kind == "file":
-            path = Path(self.source)
-            if not path.is_file():
-                raise SourceError(f"No video file at {self.source!r}.", code="source_not_found")
+        check_source(self.source)
         self._capture = self._capture_open()
         ok, first = self._capture.read()
         if not ok:
@@ -281,6 +286,7 @@ class VideoSource:
                 delay = min(delay * 2, self.reconnect_max_seconds)
                 continue
             self.state, self.error = "running", None
+            self.reconnects += 1
             return capture
 
 
