@@ -403,6 +403,41 @@ class StreamSettings(BaseModel):
     worker_ttl_seconds: float = Field(3.0, ge=1.0, le=300.0)
 
 
+class SightingsSettings(BaseModel):
+    """Match history as a searchable record: retro-search (a person's past unknown sightings), relabelling, and
+    POST /api/v1/search."""
+
+    # When a person is enrolled or gains faces, name their past unknown sightings in history as them, recorded
+    # (matches.relabelled_at and an audit entry). Off by default: history then says what identify said.
+    relabel: bool = False
+    # Relabelling takes a stricter bar than identify: the distance at a per-pair false-match rate 10x below the
+    # identify operating point (calibration.json: 1e-4 -> 1e-5), on the calibration set's impostor distances
+    # (normal tail: mean + std * z; SFace 0.5845 -> 0.534). A wrong relabel rewrites history nobody reviews.
+    relabel_false_match_rate: float = Field(1e-5, gt=0.0, lt=0.5)
+    # Or a distance on the engine's scale, which then wins over `relabel_false_match_rate`.
+    relabel_distance: float | None = Field(None, gt=0.0, lt=2.0)
+    # Past sightings returned per face by POST /api/v1/search (nearest first, within the identify threshold).
+    search_limit: int = Field(20, ge=1, le=500)
+
+
+class AutoEnrollSettings(BaseModel):
+    """Safe auto-enrollment: a confident identify match with a good face that looks different from the person's
+    faces is added to them (follows ageing and new looks). Each added face is marked `auto` and removable."""
+
+    enabled: bool = False
+    # Only matches this sure: the distance at this per-pair false-match rate (100x below identify's 1e-4; SFace
+    # 0.491, normal tail as for relabelling), never near the threshold. `max_distance` wins when set.
+    false_match_rate: float = Field(1e-6, gt=0.0, lt=0.5)
+    max_distance: float | None = Field(None, gt=0.0, lt=2.0)
+    # A face enrollment would accept (size, blur, detector score) with at least this quality (0..1).
+    min_quality: float = Field(0.6, ge=0.0, le=1.0)
+    # Only faces at least this far from every face the person has: a look the gallery lacks, not a copy (the
+    # median same-person SFace distance on the dev set is 0.28).
+    min_face_distance: float = Field(0.3, ge=0.0, lt=2.0)
+    # Faces auto-enrolled per person at most.
+    max_faces: int = Field(5, ge=1, le=100)
+
+
 class AWSSecretsSettings(BaseModel):
     """An AWS Secrets Manager secret whose SecretString is a JSON object of FACEGATE_* names to values."""
 
@@ -443,6 +478,8 @@ class Settings(BaseSettings):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     enroll: EnrollSettings = Field(default_factory=EnrollSettings)
     identify: IdentifySettings = Field(default_factory=IdentifySettings)
+    sightings: SightingsSettings = Field(default_factory=SightingsSettings)
+    auto_enroll: AutoEnrollSettings = Field(default_factory=AutoEnrollSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
