@@ -14,11 +14,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from facegate import __version__
-from facegate.api import audit, compare, docs, enroll, health, identify, keys, matches, openapi, people, telemetry, ui
-from facegate.api import events as events_api
+from facegate.api import audit, compare, docs, enroll, health, identify, keys, matches, openapi, people, telemetry
 from facegate.api import search as search_api
 from facegate.api import streams as streams_api
-from facegate.api import suggestions as suggestions_api
 from facegate.api.docs import SWAGGER_ASSETS
 from facegate.api.errors import install_error_handlers
 from facegate.api.limits import BodySizeLimit
