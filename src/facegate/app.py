@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from facegate import __version__
-from facegate.api import audit, compare, docs, enroll, health, identify, keys, matches, openapi, people, telemetry
+from facegate.api import audit, compare, docs, enroll, health, identify, keys, matches, openapi, people, telemetry, ui
 from facegate.api import search as search_api
 from facegate.api import streams as streams_api
 from facegate.api.docs import SWAGGER_ASSETS
@@ -124,6 +124,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         return rt.telemetry if rt is not None else None
 
     app.mount("/docs/assets", StaticFiles(directory=SWAGGER_ASSETS), name="docs-assets")
+    if settings.ui.enabled:
+        app.mount("/ui", ui.static_files(), name="ui")
 
     # The last added runs first: metrics see the size limit's 413s; every answer gets the security headers.
     app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_upload_bytes)

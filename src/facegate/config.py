@@ -438,6 +438,12 @@ class AutoEnrollSettings(BaseModel):
     max_faces: int = Field(5, ge=1, le=100)
 
 
+class UiSettings(BaseModel):
+    """The web client (src/facegate/web) served at /ui; `/` redirects there when enabled, to /docs otherwise."""
+
+    enabled: bool = True
+
+
 class AWSSecretsSettings(BaseModel):
     """An AWS Secrets Manager secret whose SecretString is a JSON object of FACEGATE_* names to values."""
 
@@ -486,6 +492,7 @@ class Settings(BaseSettings):
     cors: CorsSettings = Field(default_factory=CorsSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -12,8 +12,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/", include_in_schema=False)
-def root() -> RedirectResponse:
-    return RedirectResponse("/docs")
+def root(rt: RuntimeDep) -> RedirectResponse:
+    """The web client when it is served, else the API docs."""
+    return RedirectResponse("/ui/" if rt.settings.ui.enabled else "/docs")
 
 
 @router.get("/health", response_model=HealthStatus, summary="Process is alive")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Response, status
 
-from facegate.api.auth import AdminKey
+from facegate.api.auth import AdminKey, AnyKey
 from facegate.api.deps import RuntimeDep
 from facegate.services import audit
 from facegate.services import keys as keys_service
@@ -20,6 +20,12 @@ KeyId = Annotated[str, Path(min_length=1, max_length=36)]
 @router.get("", response_model=list[KeyPublic], summary="Every API key (never the keys themselves)")
 def list_keys(rt: RuntimeDep, principal: AdminKey) -> list[KeyPublic]:
     return keys_service.list_keys(rt)
+
+
+@router.get("/me", response_model=KeyPublic, summary="The key making this request: its name and scopes")
+def my_key(rt: RuntimeDep, principal: AnyKey) -> KeyPublic:
+    """Any valid key may ask about itself (the web client shows only what the key's scopes allow)."""
+    return keys_service.require_key(rt, principal.key_id)
 
 
 @router.post(
