@@ -1,0 +1,190 @@
+"""`facegate worker` processes share the streams of one deployment through the real NATS on 127.0.0.1:4222: a
+server that runs no streams itself (FACEGATE_STREAMS__RUN_IN_SERVER=false) adds three looped file streams over
+HTTP, two workers each run some of them, and when one is killed (SIGKILL, engine workers and all) the other takes
+over all three within TAKEOVER_SECONDS; a worker that joins takes its share, one that is stopped gives it back.
+The workers' events reach NATS JetStream: an `appeared` for lin_manuel_miranda, enrolled on the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import pytest
+from nats.js.errors import NotFoundError
+
+from facegate.events.nats_jetstream import stream_name
+from facegate.stream.worker import owner
+from tests.e2e.conftest import Processes, child_env
+from tests.support import image_field
+
+NATS_URL = "nats://127.0.0.1:4222"
+# A dead worker's heartbeat lives FACEGATE_STREAMS__WORKER_TTL_SECONDS (3 s); the survivor lists the members every
+# second and starts the streams at once: ~4-5 s measured. The bound leaves room for a loaded 2-core machine.
+TAKEOVER_SECONDS = 15.0
+
+
+def _wait(what: Callable[[], Any], timeout: float, message: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := what():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"{message}: not within {timeout:.0f} s")
+
+
+async def _cleanup(bucket: str, events_stream: str) -> None:
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        with contextlib.suppress(NotFoundError):
+            await js.delete_key_value(bucket)
+        with contextlib.suppress(NotFoundError):
+            await js.delete_stream(events_stream)
+    finally:
+        await nc.close()
+
+
+async def _events(events_stream: str) -> list[dict[str, Any]]:
+    nc = await nats.connect(NATS_URL)
+    try:
+        js = nc.jetstream()
+        try:
+            info = await js.stream_info(events_stream)
+        except NotFoundError:
+            return []
+        messages = [
+            await js.get_msg(events_stream, seq) for seq in range(info.state.first_seq, info.state.last_seq + 1)
+        ]
+        return [json.loads(m.data or b"null") for m in messages]
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def names() -> Iterator[tuple[str, str]]:
+    """A workers bucket and an events prefix of this test only, removed from NATS afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    bucket, prefix = f"e2e_workers_{tag}", f"e2e.workers{tag}"
+    yield bucket, prefix
+    asyncio.run(_cleanup(bucket, stream_name(prefix)))
+
+
+def _split(stream_ids: list[str]) -> tuple[str, str]:
+    """Two worker ids between which rendezvous hashing gives each worker at least one of the streams."""
+    for n in itertools.count():
+        a, b = f"wa{n}", f"wb{n}"
+        if {owner(s, (a, b)) for s in stream_ids} == {a, b}:
+            return a, b
+    raise AssertionError("unreachable")
+
+
+def c_wins(c: str, b: str, stream_ids: list[str]) -> bool:
+    """Whether a worker `c` joining `b` wins some, not all, of the streams."""
+    return {owner(s, (b, c)) for s in stream_ids} == {b, c}
+
+
+def _streams(api: httpx.Client) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = api.get("/api/v1/streams").json()["items"]
+    return items
+
+
+def test_two_workers_share_streams_and_take_over(
+    processes: Processes, tmp_path: Path, dev: Path, names: tuple[str, str]
+) -> None:
+    bucket, prefix = names
+    env = child_env(
+        tmp_path / "data",
+        FACEGATE_ENGINE__TYPE="opencv",
+        FACEGATE_STREAMS__RUN_IN_SERVER="false",
+        FACEGATE_STREAMS__WORKERS_BUCKET=bucket,
+        FACEGATE_STREAMS__SAMPLE_FPS="3",
+        FACEGATE_EVENTS__TYPE="nats",
+        FACEGATE_EVENTS__URL=NATS_URL,
+        FACEGATE_EVENTS__PREFIX=prefix,
+    )
+    server = processes.start_server("server", env)
+    clip = str(dev / "video" / "short_hamilton_clip.mp4")
+    with server.client() as api:
+        enrolled = api.post(
+            "/api/v1/enroll",
+            files=[image_field(dev / "lin_manuel_miranda" / "1.png")],
+            data={"name": "Lin-Manuel Miranda"},
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        lin = enrolled.json()["person"]["id"]
+        ids = []
+        for n in range(3):
+            created = api.post("/api/v1/streams", json={"source": clip, "name": f"stage-{n}", "loop": True})
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+        a, b = _split(ids)
+        planned = {s: owner(s, (a, b)) for s in ids}
+        worker_a, _ = processes.spawn("worker-a", ["worker", "--id", a], env)
+        processes.spawn("worker-b", ["worker", "--id", b], env)
+
+        def as_planned() -> bool:
+            items = _streams(api)
+            return all(i["state"] == "running" and i["frames"] > 0 and i["worker"] == planned[i["id"]] for i in items)
+
+        _wait(as_planned, 120, "both workers running their share")
+        # Steady: nothing moves while both live (each stream stays with one worker).
+        for _ in range(5):
+            time.sleep(0.5)
+            assert {i["id"]: i["worker"] for i in _streams(api)} == planned
+        # The server runs nothing, so it has no frame of them.
+        assert api.get(f"/api/v1/streams/{ids[0]}/frame").json()["error"]["code"] == "no_frame"
+
+        processes.kill(worker_a)  # SIGKILL to its process group: no goodbye, its heartbeat just stops
+        killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
+
+        def all_on_b() -> bool:
+            items = _streams(api)
+            return all(
+                i["worker"] == b
+                and i["state"] == "running"
+                and datetime.fromisoformat(i["status_at"]) > killed_wall
+                and i["frames"] > 0
+                for i in items
+            )
+
+        _wait(all_on_b, TAKEOVER_SECONDS, "the survivor running all three streams")
+        takeover = time.monotonic() - killed_at
+        print(f"takeover of {sum(w == a for w in planned.values())} stream(s) after SIGKILL: {takeover:.1f} s")
+
+        # A third worker joins: it takes the streams it wins from b; stopped (SIGTERM), it hands them back.
+        c = next(f"wc{n}" for n in itertools.count() if c_wins(f"wc{n}", b, ids))
+        worker_c, _ = processes.spawn("worker-c", ["worker", "--id", c], env)
+        joined = {s: owner(s, (b, c)) for s in ids}
+        _wait(
+            lambda: {i["id"]: i["worker"] for i in _streams(api) if i["state"] == "running"} == joined,
+            120,
+            "the joining worker running its share",
+        )
+        left_at, left_wall = time.monotonic(), datetime.now(UTC)
+        processes.stop(worker_c)
+        _wait(
+            lambda: all(
+                i["worker"] == b and i["state"] == "running" and datetime.fromisoformat(i["status_at"]) > left_wall
+                for i in _streams(api)
+            ),
+            10,
+            "hand back",
+        )
+        moved = sum(w == c for w in joined.values())
+        print(f"hand back of {moved} stream(s) after SIGTERM: {time.monotonic() - left_at:.1f} s")
+
+    # The workers' events went to NATS: he appeared on at least one of the streams.
+    events = _wait(
+        lambda: [e for e in asyncio.run(_events(stream_name(prefix))) if e["type"] == "appeared"], 60, "appeared"
+    )
+    assert any(e["person_id"] == lin and e["stream"].startswith("stage-") for e in events), events
