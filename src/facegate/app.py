@@ -17,6 +17,7 @@ from facegate import __version__
 from facegate.api import audit, compare, docs, enroll, health, identify, keys, matches, openapi, people, telemetry, ui
 from facegate.api import search as search_api
 from facegate.api import streams as streams_api
+from facegate.api import suggestions as suggestions_api
 from facegate.api.docs import SWAGGER_ASSETS
 from facegate.api.errors import install_error_handlers
 from facegate.api.limits import BodySizeLimit
@@ -27,6 +28,7 @@ from facegate.config import Settings
 from facegate.services import keys as keys_service
 from facegate.services import maintenance
 from facegate.services import streams as streams_service
+from facegate.services import suggestions as suggestions_service
 from facegate.services.runtime import Runtime
 from facegate.services.telemetry import Telemetry
 from facegate.stream.manager import StreamManager, default_worker_id
@@ -42,6 +44,25 @@ async def _maintain(rt: Runtime) -> None:
             await run_in_threadpool(maintenance.run, rt)
         except Exception:
             log.exception("maintenance failed; retrying at the next interval")
+
+
+async def _group_unknowns(rt: Runtime) -> None:
+    """Suggested people: place the unknown faces identify recorded since the last pass, every
+    `suggestions.catch_up_seconds` (off the request path), and regroup them all every `regroup_seconds`."""
+    grouping = suggestions_service.Grouping.of(rt)
+    settings = rt.settings.suggestions
+    loop = asyncio.get_running_loop()
+    regrouped = loop.time()
+    while True:
+        await asyncio.sleep(settings.catch_up_seconds)
+        try:
+            if loop.time() - regrouped >= settings.regroup_seconds:
+                regrouped = loop.time()
+                await run_in_threadpool(grouping.regroup)
+            else:
+                await run_in_threadpool(grouping.catch_up)
+        except Exception:
+            log.exception("grouping unknown faces failed; retrying at the next interval")
 
 
 @asynccontextmanager
@@ -79,6 +100,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.state.runtime = owned
         _announce(await run_in_threadpool(keys_service.ensure_bootstrap_key, owned), owned.settings)
         upkeep = asyncio.create_task(_maintain(owned))
+        grouping = asyncio.create_task(_group_unknowns(owned)) if owned.settings.suggestions.enabled else None
         try:
             async with _run_streams(app, owned):
                 yield
@@ -86,6 +108,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             upkeep.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await upkeep
+            if grouping is not None:
+                grouping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await grouping
             await run_in_threadpool(owned.close)
 
     app = FastAPI(
@@ -115,6 +141,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         compare.router,
         telemetry.router,
         streams_api.router,
+        suggestions_api.router,
     ):
         app.include_router(router)
     openapi.install(app, settings)

@@ -444,6 +444,29 @@ class UiSettings(BaseModel):
     enabled: bool = True
 
 
+class SuggestionSettings(BaseModel):
+    """Suggested people: recurring unknown faces grouped by a density rule (see facegate.services.grouping).
+    The defaults were chosen by identity-disjoint cross-validation on the calibration set for BCubed precision
+    >= 0.98 (bench/grouping.py, bench/results/suggestions-calib.json)."""
+
+    enabled: bool = True
+    # Faces (each within `distance` of it, itself included) that make a face core: the least a group holds.
+    min_faces: int = Field(3, ge=2, le=20)
+    # The grouping distance as a per-pair false-match rate of the engine's calibrated impostor distances (a
+    # normal tail: mean + std * z), so it carries over to another engine's space.
+    false_match_rate: float = Field(1e-6, gt=0.0, lt=0.5)
+    # Or a distance on the engine's scale, which then wins over `false_match_rate`.
+    distance: float | None = Field(None, gt=0.0, lt=2.0)
+    # `unknown_person_recurring` is published once, when a group reaches this many sightings (photos or tracks).
+    notify_after: int = Field(10, ge=1)
+    # How often the server places the unknown faces recorded since, and regroups them all.
+    catch_up_seconds: float = Field(2.0, ge=0.1)
+    regroup_seconds: float = Field(3600.0, ge=10.0)
+    # Crops shown per suggestion, and faces a suggestion enrolls (the best by quality and variety).
+    representatives: int = Field(4, ge=1, le=20)
+    enroll_faces: int = Field(5, ge=1, le=20)
+
+
 class AWSSecretsSettings(BaseModel):
     """An AWS Secrets Manager secret whose SecretString is a JSON object of FACEGATE_* names to values."""
 
@@ -492,6 +515,7 @@ class Settings(BaseSettings):
     cors: CorsSettings = Field(default_factory=CorsSettings)
     events: EventsSettings = Field(default_factory=EventsSettings)
     streams: StreamSettings = Field(default_factory=StreamSettings)
+    suggestions: SuggestionSettings = Field(default_factory=SuggestionSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
 
     @classmethod

@@ -75,6 +75,7 @@ DECLARED: dict[str, set[Kind]] = {
     "create_stream": {Kind.CONFLICT},
     "reject_match": {Kind.CONFLICT},
     "split_person": {Kind.REFERENCE, Kind.CONFLICT},
+    "enroll_suggestion": {Kind.ENGINE, Kind.FACE_REQUIRED, Kind.REFERENCE, Kind.CONFLICT},
     "ready": {Kind.READINESS},
 }
 

@@ -285,6 +285,53 @@ class SearchResult(BaseModel):
     faces: list[SearchFace]
 
 
+class SuggestionFace(BaseModel):
+    match_id: int
+    created_at: datetime
+    source: str
+    crop_url: str | None = Field(description="The face's crop (JPEG), when one was kept")
+
+
+class Representative(BaseModel):
+    match_id: int
+    crop_url: str | None
+
+
+class SuggestionPublic(BaseModel):
+    """Unknown faces that look like one person seen again and again: a person to enroll, or to dismiss."""
+
+    id: str
+    size: int = Field(description="Faces in the group")
+    sightings: int = Field(description="Photos or video tracks they come from")
+    first_seen: datetime
+    last_seen: datetime
+    sources: list[str] = Field(description="Where they were seen (api, video:<stream>, ...)")
+    representatives: list[Representative] = Field(description="A few faces, the best by quality and variety")
+
+
+class SuggestionDetail(SuggestionPublic):
+    faces: list[SuggestionFace] = Field(description="Every face in the group, oldest first")
+
+
+class SuggestionsPage(BaseModel):
+    items: list[SuggestionPublic] = Field(description="Most recently seen first")
+    total: int
+
+
+class SuggestionEnroll(BaseModel):
+    """Either a new person's name or an existing person's id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200, examples=["New Colleague"])
+    person_id: str | None = Field(None, max_length=36)
+
+
+class SuggestionEnrolled(BaseModel):
+    person: PersonPublic
+    faces_added: int = Field(description="Faces enrolled from the group (its best by quality and variety)")
+
+
 class KeyPublic(BaseModel):
     """An API key as listed: never the key itself."""
 

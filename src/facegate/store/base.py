@@ -294,6 +294,98 @@ class StreamStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class UnknownFace:
+    """A face of match history that came back unknown, with its embedding and the group it is in (if any)."""
+
+    match_id: int
+    request_id: str
+    embedding: bytes
+    suggestion_id: str | None
+    dismissed: bool = False  # its group was dismissed
+
+
+@dataclass(frozen=True)
+class SuggestionRow:
+    """A group of unknown faces. `sightings`: distinct requests (photos, video tracks) among its faces."""
+
+    id: str
+    size: int
+    sightings: int
+    first_seen: datetime
+    last_seen: datetime
+    sources: list[str]
+    created_at: datetime
+    dismissed_at: datetime | None
+    notified_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SuggestionFilter:
+    engine: str
+    model_version: str
+    min_faces: int = 1
+    min_sightings: int = 1
+    unnotified_only: bool = False
+
+
+@dataclass(frozen=True)
+class GroupingUpdate:
+    """Group changes of one embedding space: match id -> group id (created when new), or None to leave groups.
+    Faces that are no longer unknown, gone, or in a dismissed group are left as they are."""
+
+    engine: str
+    model_version: str
+    changes: Mapping[int, str | None]
+
+
+class SuggestionStore(Protocol):
+    def unknown_faces(
+        self, engine: str, model_version: str, *, after_id: int = 0, limit: int = 10_000
+    ) -> list[UnknownFace]:
+        """Unknown history faces with an embedding of this space, in id order after `after_id` (pages of `limit`)."""
+        ...
+
+    def save_grouping(self, grouping: GroupingUpdate) -> int:
+        """Apply group changes at once; groups (not dismissed) left without faces are deleted. Returns the new
+        `generation` (one more than before when no other process wrote meanwhile)."""
+        ...
+
+    def generation(self) -> int:
+        """A number that changes with every write to groups (by any process): tells a reader its view is stale."""
+        ...
+
+    def list_suggestions(self, query: SuggestionFilter, *, limit: int, offset: int) -> tuple[list[SuggestionRow], int]:
+        """Groups not dismissed with at least `min_faces` faces and `min_sightings` sightings, most recently seen
+        first, and the total."""
+        ...
+
+    def get(self, suggestion_id: str) -> SuggestionRow | None:
+        """A group (dismissed ones too); None when there is none or it has no faces."""
+        ...
+
+    def members(self, suggestion_id: str) -> list[int]:
+        """The match ids of a group's faces, oldest first."""
+        ...
+
+    def embeddings(self, match_ids: Collection[int]) -> dict[int, bytes]:
+        """The embeddings kept with these history faces (those that have one)."""
+        ...
+
+    def dismiss(self, suggestion_id: str, at: datetime) -> bool:
+        """False when there is no such group (or it has no faces)."""
+        ...
+
+    def mark_notified(self, suggestion_id: str, at: datetime) -> bool:
+        """Record that the group was announced; True only for the one caller that recorded it first."""
+        ...
+
+    def resolve(self, suggestion_id: str, person_id: str) -> int:
+        """The group's faces that are still unknown become sightings of `person_id`, and the group goes; returns
+        how many faces were labelled. NotFound(suggestion_not_found | person_not_found)."""
+        ...
+
+
 class KeyStore(Protocol):
     def create(self, key: KeyCreate, *, only_if_none: bool = False) -> KeyRow | None:
         """Store a new key. With `only_if_none`, atomically store it only when the store has no key at all
@@ -334,6 +426,10 @@ class Repository(Protocol):
     # Video streams to run and their live status.
     @property
     def streams(self) -> StreamStore: ...
+
+    # Suggested people: groups of recurring unknown faces.
+    @property
+    def suggestions(self) -> SuggestionStore: ...
 
     # Lifecycle ---------------------------------------------------------------------------------------------
     def open(self) -> None:

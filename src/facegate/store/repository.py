@@ -47,6 +47,7 @@ from facegate.store.models import (
 )
 from facegate.store.sql_keys import SQLAuditLog, SQLKeyStore
 from facegate.store.sql_streams import SQLStreamStore
+from facegate.store.sql_suggestions import SQLSuggestionStore
 
 # Keeps IN (...) lists within every database's limit on bound parameters.
 CHUNK = 500
@@ -144,6 +145,7 @@ class SQLRepository:
         self._keys = SQLKeyStore(self.db)
         self._audit = SQLAuditLog(self.db)
         self._streams = SQLStreamStore(self.db)
+        self._suggestions = SQLSuggestionStore(self.db)
         self._opened = False
 
     @property
@@ -157,6 +159,10 @@ class SQLRepository:
     @property
     def streams(self) -> SQLStreamStore:
         return self._streams
+
+    @property
+    def suggestions(self) -> SQLSuggestionStore:
+        return self._suggestions
 
     # Lifecycle ---------------------------------------------------------------------------------------------
     def open(self) -> None:

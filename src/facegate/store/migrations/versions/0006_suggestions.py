@@ -41,9 +41,12 @@ def upgrade() -> None:
             index=True,
         ),
     )
+    # The groups' write counter exists from the start, so concurrent first writers only ever update it.
+    op.execute("INSERT INTO store_meta (key, value) VALUES ('suggestions_generation', '0')")
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM store_meta WHERE key = 'suggestions_generation'")
     op.drop_table("suggestion_faces")
     op.drop_index("ix_suggestions_engine", table_name="suggestions")
     op.drop_table("suggestions")
