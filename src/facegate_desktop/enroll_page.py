@@ -159,12 +159,12 @@ class EnrollPage(QWidget):
             item = self.list.item(row)
             if photo.filename in faces:
                 face = faces[photo.filename]
-                # Drawn on the thumbnail, not the full photo, so the box and name keep a readable size.
+                # The box alone (the name is the person's), drawn on the thumbnail so it keeps a visible width.
                 full = decode(photo.data)
                 thumb = full.scaled(
                     THUMB * 2, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
                 )
-                image = annotate(thumb, [Label(face.box, result.person.name, True)], full.size())
+                image = annotate(thumb, [Label(face.box, "", True)], full.size())
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
                 item.setText(f"✓ {photo.filename}")
                 item.setForeground(QBrush(KNOWN))

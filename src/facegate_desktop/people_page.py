@@ -30,6 +30,8 @@ class PeopleListPage(QWidget):
         self.session = session
         self.offset = 0
         self.page: PeoplePage | None = None
+        self.query = ""  # the search the shown page answers
+        self._latest = 0  # only the latest request's answer is shown (an earlier one may come back last)
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search by name")
@@ -90,6 +92,8 @@ class PeopleListPage(QWidget):
             return
         name, offset = self.search.text(), max(0, offset)
         self.refresh_button.setEnabled(False)
+        self._latest += 1
+        request = self._latest
 
         def work(client: FacegateClient) -> PeoplePage:
             return client.people(name=name, limit=PAGE_SIZE, offset=offset)
@@ -97,17 +101,17 @@ class PeopleListPage(QWidget):
         self.session.run(
             "Loading people…",
             work,
-            lambda page: self._show(page, offset),
+            lambda page: self._show(page, offset, name) if request == self._latest else None,
             lambda _: self._update_buttons(),
             keep_message=keep_message,
         )
 
-    def _show(self, page: object, offset: int) -> None:
+    def _show(self, page: object, offset: int, query: str) -> None:
         assert isinstance(page, PeoplePage)
         if page.total and offset >= page.total:  # the last page emptied (a delete): step back
             self._go(max(0, page.total - PAGE_SIZE), keep_message=True)
             return
-        self.page, self.offset = page, offset
+        self.page, self.offset, self.query = page, offset, query
         self.table.setRowCount(len(page.items))
         for row, person in enumerate(page.items):
             self.table.setItem(row, 0, QTableWidgetItem(person.name))

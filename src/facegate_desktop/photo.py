@@ -17,7 +17,7 @@ UNKNOWN = QColor("#ea580c")
 @dataclass(frozen=True)
 class Label:
     box: Box
-    text: str
+    text: str  # "" for a box alone
     known: bool
 
 
@@ -59,6 +59,8 @@ def annotate(image: QImage, labels: list[Label], frame: QSize | None = None) -> 
     pad = max(3, line)
     placed: list[QRect] = []
     for label, rect in zip(labels, rects, strict=True):
+        if not label.text:
+            continue
         # Measured by the painter itself: the image's font metrics can differ from the screen's.
         text = painter.boundingRect(QRect(), Qt.AlignmentFlag.AlignLeft, label.text)
         tag = _place(rect, QSize(text.width() + 2 * pad, text.height() + pad), placed, out.rect())
