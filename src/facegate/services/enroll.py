@@ -21,6 +21,7 @@ from facegate.errors import (
     Unprocessable,
     UnsupportedImage,
 )
+from facegate.services import sightings
 from facegate.services.people import require_person, to_public
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import BoxPublic, EnrollResult, FacePublic, Rejection, Upload
@@ -172,6 +173,8 @@ def enroll(
         external_id=external_id,
         sync_index=sync_index,
     )
+    if rt.settings.sightings.relabel:  # the person's past unknown sightings, at a stricter bar than identify's
+        sightings.relabel_sightings(rt, result.person.id)
     rt.telemetry.enrolled_faces.inc(len(result.faces))
     for r in result.rejected:
         rt.telemetry.rejected_images.labels(reason=r.reason).inc()

@@ -5,32 +5,87 @@ template rule over their enrolled faces, the engine's threshold). Only the prima
 so the fused engine's second look is not applied here. Pages of history are read in id order, so memory stays
 bounded however long the history is. Faces a user rejected for the person ("not this person"), and faces
 nearer to one of those than to the person, are not their sightings (identify's rule again).
+
+Relabelling (FACEGATE_SIGHTINGS__RELABEL, off by default): when a person is enrolled or gains faces, their past
+unknown sightings within a stricter bar than identify's are named as them in history, recorded in
+matches.relabelled_at and the audit log.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from statistics import NormalDist
+
 import numpy as np
 
+from facegate.calibration import EngineCalibration, shipped
 from facegate.index.base import Hit, per_person
+from facegate.services import audit
+from facegate.services import matches as matches_service
 from facegate.services.accuracy import distance_matrix
-from facegate.services.matches import to_public
 from facegate.services.people import require_person
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import SightingPublic, SightingsPage
 
 PAGE = 10_000
+# Who the audit log names for relabelling: it follows an enrollment, whoever made it.
+RELABEL = audit.Actor(key_id=None, address="relabel")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
 
 
 def person_sightings(rt: Runtime, person_id: str, *, limit: int, threshold: float | None = None) -> SightingsPage:
     require_person(rt, person_id)
+    threshold = rt.engine.info.threshold if threshold is None else threshold
+    found, searched = _scan(rt, person_id, threshold)
+    best = dict((match_id, score) for score, match_id in found[:limit])
+    rows = rt.store.get_matches(best)
+    public = {m.id: m for m in matches_service.to_public(rt, rows)}
+    items = [
+        SightingPublic(match=public[match_id], distance=round(score, 4))
+        for match_id, score in sorted(best.items(), key=lambda item: item[1])
+        if match_id in public
+    ]
+    return SightingsPage(items=items, threshold=threshold, searched=searched)
+
+
+def relabel_distance(rt: Runtime) -> float:
+    """The stricter bar for relabelling: `relabel_distance` if set, else the distance at
+    `relabel_false_match_rate` on the shipped calibration's impostor distances of this engine's space (normal
+    tail), never above identify's threshold."""
+    settings = rt.settings.sightings
     info = rt.engine.info
-    threshold = info.threshold if threshold is None else threshold
+    if settings.relabel_distance is not None:
+        return settings.relabel_distance
+    calibration = getattr(shipped(), info.name, None)
+    if not isinstance(calibration, EngineCalibration):  # a space without calibration: identify's own bar
+        return info.threshold
+    tail = NormalDist(calibration.impostor_mean, calibration.impostor_std).inv_cdf(settings.relabel_false_match_rate)
+    return min(info.threshold, round(tail, 4))
+
+
+def relabel_sightings(rt: Runtime, person_id: str) -> list[int]:
+    """Name the person's past unknown sightings within the stricter bar in history (relabelled_at set, audited).
+    Returns the match ids relabelled."""
+    found, _ = _scan(rt, person_id, relabel_distance(rt))
+    relabelled = rt.store.relabel_matches({match_id: round(score, 4) for score, match_id in found}, person_id, now())
+    if relabelled:
+        audit.record(rt, RELABEL, "sightings_relabelled", person_id, count=len(relabelled), match_ids=relabelled[:100])
+    return relabelled
+
+
+def _scan(rt: Runtime, person_id: str, threshold: float) -> tuple[list[tuple[float, int]], int]:
+    """(person's distance, match id) of the unknown history faces within `threshold`, nearest first; and how many
+    unknown faces were compared."""
+    info = rt.engine.info
     template = rt.settings.identify.template
     faces = rt.store.list_faces(person_id)
     ids = [f.id for f in faces if (f.engine, f.model_version) == (info.name, info.model_version)]
     stored = list(rt.store.iter_embeddings(info.name, info.model_version, ids=ids)) if ids else []
     if not stored:  # enrolled under another engine only: nothing to compare with until `facegate reindex`
-        return SightingsPage(items=[], threshold=threshold, searched=0)
+        return [], 0
     gallery = np.stack([np.frombuffer(e.vector, dtype="<f4") for e in stored]).astype(np.float64)
     rejected = rt.store.rejected_faces([person_id], info.name, info.model_version)
     rejected_ids = {r.match_id for r in rejected}
@@ -57,12 +112,4 @@ def person_sightings(rt: Runtime, person_id: str, *, limit: int, threshold: floa
             if score <= threshold and rejected_distance >= score and page[row].match_id not in rejected_ids:
                 found.append((score, page[row].match_id))
     found.sort()
-    best = dict((match_id, score) for score, match_id in found[:limit])
-    rows = rt.store.get_matches(best)
-    public = {m.id: m for m in to_public(rt, rows)}
-    items = [
-        SightingPublic(match=public[match_id], distance=round(score, 4))
-        for match_id, score in sorted(best.items(), key=lambda item: item[1])
-        if match_id in public
-    ]
-    return SightingsPage(items=items, threshold=threshold, searched=searched)
+    return found, searched
