@@ -96,6 +96,8 @@ class Tab:
         page.get_by_role("button", name="Sign in").click()
         # Signed in (the key's name shows) or refused (the form's alert): only then may the test navigate.
         page.wait_for_selector("#who:not([hidden]), .signin [role=alert]:not([hidden])")
+        if page.locator("#who").is_visible():  # then on to the first page the key may see
+            page.wait_for_url(lambda url: not url.endswith(("#/signin", "#/")))
 
     def shot(self, name: str) -> Path:
         path = self.shots / f"{name}.png"

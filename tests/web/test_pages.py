@@ -219,3 +219,58 @@ def test_phone_screen(tab: Tab, dev: Path, width: int) -> None:
     menu.click()
     expect(tab.page.locator("#nav").get_by_role("link", name="People")).to_be_visible()
     tab.shot("phone-menu")
+
+
+def has_endpoint(server: Server, path: str) -> bool:
+    """Endpoints other parts of the product add (suggestions, "not this person"): the page shows them only
+    when the server's OpenAPI document has them, and so do these tests."""
+    with server.client() as client:
+        return path in client.get("/openapi.json").json()["paths"]
+
+
+def identify_via_api(server: Server, photos: list[Path]) -> None:
+    with server.client() as client:
+        for photo in photos:
+            response = client.post("/api/v1/identify", files={"image": (photo.name, photo.read_bytes())})
+            assert response.status_code == 200, response.text
+
+
+def test_not_this_person_from_history(tab: Tab, server: Server, identities: dict[str, list[Path]]) -> None:
+    if not has_endpoint(server, "/api/v1/matches/{match_id}/reject"):
+        pytest.skip("this server has no POST /api/v1/matches/{id}/reject yet")
+    page = tab.page
+    tab.sign_in()
+    enroll(tab, "Arnold Schwarzenegger", identities["arnold_schwarzenegger"][:2])
+    identify_via_api(server, [identities["arnold_schwarzenegger"][2]])
+    tab.open("#/history")
+    card = page.locator("li.match.known", has_text="Arnold Schwarzenegger").first
+    card.get_by_role("button", name="Not this person").click()
+    expect(card).to_contain_text("Marked: not Arnold Schwarzenegger")
+    expect(card).to_have_class("match known rejected")
+
+
+def test_suggested_people_are_named(tab: Tab, server: Server, identities: dict[str, list[Path]]) -> None:
+    if not has_endpoint(server, "/api/v1/suggestions"):
+        pytest.skip("this server has no suggestions yet")
+    page = tab.page
+    # A stranger seen again and again: the server groups their faces into a suggestion (a few seconds).
+    identify_via_api(server, identities["deepface_person_01"])
+    tab.sign_in()
+    expect(page.locator("#nav").get_by_role("link", name="Suggested")).to_be_visible()
+    deadline = time.monotonic() + 60
+    while True:
+        tab.open("#/suggestions")
+        page.wait_for_selector(".suggestions, .empty")
+        if page.locator(".suggestion").count():
+            break
+        assert time.monotonic() < deadline, "no suggestion appeared within 60 s"
+        time.sleep(2)
+    card = page.locator(".suggestion").first
+    expect(card.locator("img.thumb").first).to_be_visible()
+    tab.shot("suggestions")
+    card.get_by_label("Their name").fill("Angelina Jolie")
+    card.get_by_role("button", name="Enroll as new person").click()
+    expect(card).to_contain_text("enrolled as Angelina Jolie")
+    card.get_by_role("link", name="Angelina Jolie").click()
+    expect(page.get_by_role("heading", name="Angelina Jolie")).to_be_visible()
+    expect(page.locator(".face-tile canvas.thumb").first).to_be_visible()

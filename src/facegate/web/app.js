@@ -154,9 +154,12 @@ async function route() {
   const abort = new AbortController();
   const cleanups = [];
   view = { abort, cleanups };
-  main.replaceChildren();
+  // Each view renders into its own container: a slow page that finishes after the person moved on appends
+  // to a detached node, never under the next page.
+  const container = h("div", { class: "view" });
+  main.replaceChildren(container);
   const ctx = {
-    main,
+    main: container,
     session,
     signal: abort.signal,
     cleanup: (fn) => cleanups.push(fn),
@@ -178,7 +181,7 @@ async function route() {
       if (err.status !== 401) {
         // Server down or busy: keep the key, say so, and offer to retry.
         showBanner(err.text);
-        main.append(h("p", {}, h("button", { type: "button", onclick: route }, "Try again")));
+        container.append(h("p", {}, h("button", { type: "button", onclick: route }, "Try again")));
         return;
       }
       storeKey(null);
@@ -202,11 +205,11 @@ async function route() {
   const person = PERSON.exec(hash);
   const page = person ? PAGES[2] : PAGES.find(([h]) => h === hash);
   if (!page) {
-    main.append(h("h1", {}, "Not found"), h("p", {}, h("a", { href: firstPage() }, "Go to the start page")));
+    container.append(h("h1", {}, "Not found"), h("p", {}, h("a", { href: firstPage() }, "Go to the start page")));
     return;
   }
   if (!allowed(page)) {
-    main.append(
+    container.append(
       h("h1", {}, page[1]),
       h("p", { class: "message error", role: "alert" }, `Your key (${session.me.name}) is not allowed to see this page.`),
     );
@@ -218,7 +221,7 @@ async function route() {
     await module.render(ctx, person ? decodeURIComponent(person[1]) : undefined);
   } catch (err) {
     if (err.name === "AbortError" || abort.signal.aborted) return;
-    main.append(h("p", { class: "message error", role: "alert" }, err.text || String(err)));
+    container.append(h("p", { class: "message error", role: "alert" }, err.text || String(err)));
   }
   if (!abort.signal.aborted) main.focus({ preventScroll: true });
 }

@@ -21,30 +21,46 @@ export async function photoWithBoxes(url, faces, { alt = "Photo", onSelect } = {
   await loaded(img);
   const width = img.naturalWidth || 1;
   const height = img.naturalHeight || 1;
-  const unit = Math.max(width, height) / 40; // label size: about 1/40 of the photo, whatever its pixels
   const layer = s("svg", {
     viewBox: `0 0 ${width} ${height}`,
     preserveAspectRatio: "none",
     "aria-hidden": "true",
     class: "boxes",
   });
+  const labels = [];
   faces.forEach((face, index) => {
-    const { left, top, width: w, height: bh } = face.box;
     const group = s("g", { class: `face ${face.kind}`, "data-index": index });
     group.append(s("title", {}, face.title || face.label || ""));
+    const { left, top, width: w, height: bh } = face.box;
     group.append(s("rect", { class: "box", x: left, y: top, width: w, height: bh, "vector-effect": "non-scaling-stroke" }));
     if (face.label) {
-      const size = Math.max(unit, 10);
-      const labelWidth = textWidth(face.label, size) + size * 0.6;
-      const above = top - size * 1.4 >= 0;
-      const y = above ? top - size * 1.4 : top + bh;
-      const x = Math.min(Math.max(0, left), Math.max(0, width - labelWidth));
-      group.append(s("rect", { class: "tag", x, y, width: labelWidth, height: size * 1.4, rx: size * 0.2 }));
-      group.append(s("text", { x: x + size * 0.3, y: y + size * 1.05, "font-size": size }, face.label));
+      const tag = s("rect", { class: "tag" });
+      const text = s("text", {}, face.label);
+      group.append(tag, text);
+      labels.push({ face, tag, text });
     }
     if (onSelect) group.addEventListener("click", () => onSelect(index));
     layer.append(group);
   });
+  // Labels keep a readable size on screen (about 14 CSS pixels) however far the photo is scaled down.
+  function placeLabels() {
+    const shown = img.clientWidth || width;
+    const size = Math.max(8, (14 * width) / shown);
+    for (const { face, tag, text } of labels) {
+      const { left, top, height: bh } = face.box;
+      const labelWidth = textWidth(face.label, size) + size * 0.6;
+      const y = top - size * 1.4 >= 0 ? top - size * 1.4 : Math.min(top + bh, height - size * 1.4);
+      const x = Math.min(Math.max(0, left), Math.max(0, width - labelWidth));
+      for (const [name, value] of Object.entries({ x, y, width: labelWidth, height: size * 1.4, rx: size * 0.2 })) {
+        tag.setAttribute(name, value);
+      }
+      text.setAttribute("x", x + size * 0.3);
+      text.setAttribute("y", y + size * 1.05);
+      text.setAttribute("font-size", size);
+    }
+  }
+  placeLabels();
+  new ResizeObserver(placeLabels).observe(img);
   figure.append(layer);
   figure.select = (index) => {
     for (const g of layer.querySelectorAll("g.face")) g.classList.toggle("selected", Number(g.dataset.index) === index);

@@ -3,7 +3,6 @@
 import { api, serverFeatures } from "../api.js";
 import { busy, confirmDialog, field, fill, h, messageArea } from "../dom.js";
 import { percent, when } from "../messages.js";
-import { photoWithBoxes } from "../photo.js";
 
 const POLL_MS = 700;
 const FEED_MAX = 50;
@@ -23,6 +22,7 @@ export async function render(ctx) {
   const picker = h("ul", { class: "streams", "aria-label": "Streams" });
   const screen = h("div", { class: "screen" }, h("p", { class: "empty" }, "Choose a stream."));
   const status = h("p", { class: "meta", "aria-live": "polite" });
+  const inView = h("ul", { class: "in-view", "aria-label": "In view now" });
   const feed = h("ol", { class: "feed", "aria-label": "Events", "aria-live": "polite" });
   let current = null;
   let timer = null;
@@ -57,6 +57,18 @@ export async function render(ctx) {
     try {
       const stream = await api.get(`/api/v1/streams/${encodeURIComponent(id)}`, null, { signal: ctx.signal });
       fill(
+        inView,
+        stream.tracks.length
+          ? stream.tracks.map((t) =>
+              h(
+                "li",
+                { class: t.person_id ? "known" : "unknown" },
+                t.person_id ? h("a", { href: `#/people/${encodeURIComponent(t.person_id)}` }, t.name) : "Someone unknown",
+              ),
+            )
+          : h("li", { class: "empty" }, "Nobody in view."),
+      );
+      fill(
         status,
         `${stream.name}: `,
         h("span", { class: "state" }, stream.state),
@@ -75,12 +87,12 @@ export async function render(ctx) {
         return;
       }
       if (url) {
-        const figure = await photoWithBoxes(
-          url,
-          stream.tracks.map((t) => ({ box: t.box, kind: t.person_id ? "known" : "unknown", label: t.name || "Unknown" })),
-          { alt: `Latest frame of ${stream.name}, ${stream.tracks.length} people in view` },
-        );
-        screen.replaceChildren(figure);
+        // The server draws the tracks' boxes and names into the frame itself (in step with that frame; the
+        // status above may be a moment newer), so the picture is shown as it comes.
+        const img = h("img", { src: url, alt: `Latest frame of ${stream.name}, ${stream.tracks.length} in view` });
+        await img.decode().catch(() => {});
+        if (id !== current) return URL.revokeObjectURL(url);
+        screen.replaceChildren(h("figure", { class: "photo" }, img));
         // Only the frame on screen keeps its object URL.
         if (shown) URL.revokeObjectURL(shown);
         shown = url;
@@ -121,6 +133,7 @@ export async function render(ctx) {
     }
   }
 
+  const side = () => h("section", {}, h("h2", {}, "In view"), inView, h("h2", {}, "Events"), feed);
   const sections = [h("h1", {}, "Live"), message, picker];
   if (isAdmin) {
     const source = h("input", { type: "text", required: true, maxLength: 2000, placeholder: "rtsp://camera/stream, a file path, or 0" });
@@ -154,9 +167,9 @@ export async function render(ctx) {
         await loadStreams();
       });
     });
-    sections.push(form, h("div", { class: "live" }, h("div", {}, status, screen, remove), h("section", {}, h("h2", {}, "Events"), feed)));
+    sections.push(form, h("div", { class: "live" }, h("div", {}, status, screen, remove), side()));
   } else {
-    sections.push(h("div", { class: "live" }, h("div", {}, status, screen), h("section", {}, h("h2", {}, "Events"), feed)));
+    sections.push(h("div", { class: "live" }, h("div", {}, status, screen), side()));
   }
   ctx.main.append(...sections);
   if (features.events) listen();
