@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -483,3 +484,35 @@ def test_people_split_starts_no_engine(data_dir: Path, dev: Path, opencv_pool: E
         assert again.exit_code == 1 and "face_not_found" in again.output
         neither = runner.invoke(app, ["people", "split", powell, "1"])
     assert neither.exit_code == 1 and "name_or_person_id" in neither.output
+
+
+def test_suggestions_commands(data_dir: Path, identities: dict[str, list[Path]], opencv_pool: EnginePool) -> None:
+    rt = Runtime(Settings(), engine=opencv_pool)
+    rt.open()
+    try:
+        for photo in identities["colin_powell"][:5] + identities["george_w_bush"][:5]:
+            identify_service.identify(rt, photo.read_bytes(), max_faces=1)
+    finally:
+        rt.close()
+    with _no_engine():
+        regrouped = runner.invoke(app, ["suggestions", "regroup"])
+        assert regrouped.exit_code == 0, regrouped.output
+        assert "10 faces changed group; 2 suggested people" in regrouped.output
+        listing = runner.invoke(app, ["suggestions", "list"])
+        assert "2 suggested people" in listing.output
+        first, second = re.findall(r"[0-9a-f]{8}-[0-9a-f-]{27}", listing.output)
+        shown = runner.invoke(app, ["suggestions", "show", first])
+        assert shown.exit_code == 0 and len(json.loads(shown.output)["faces"]) == 5
+        dismissed = runner.invoke(app, ["suggestions", "dismiss", first])
+        assert dismissed.exit_code == 0, dismissed.output
+        assert "1 suggested people" in runner.invoke(app, ["suggestions", "list"]).output
+        again = runner.invoke(app, ["suggestions", "dismiss", first])
+        assert again.exit_code == 1 and "suggestion_not_found" in again.output
+    enrolled = runner.invoke(
+        app, ["suggestions", "enroll", second, "--name", "Stranger"], env={"FACEGATE_ENGINE__TYPE": "opencv"}
+    )
+    assert enrolled.exit_code == 0, enrolled.output
+    assert "as Stranger" in enrolled.output
+    with _no_engine():
+        assert "0 suggested people" in runner.invoke(app, ["suggestions", "list"]).output
+        assert "Stranger" in runner.invoke(app, ["people", "list"]).output

@@ -31,6 +31,7 @@ from facegate.services import identify as identify_service
 from facegate.services import keys as keys_service
 from facegate.services import people as people_service
 from facegate.services import reindex as reindex_service
+from facegate.services import suggestions as suggestions_service
 from facegate.services.runtime import Runtime, StoreRuntime
 from facegate.services.schemas import PersonSplit, PersonUpdate, Upload
 from facegate.store.factory import build_repository
@@ -55,6 +56,10 @@ app = typer.Typer(
 )
 people_app = typer.Typer(help="List, show, rename and delete enrolled people.", no_args_is_help=True)
 app.add_typer(people_app, name="people")
+suggestions_app = typer.Typer(
+    help="People seen again and again but never enrolled: list, show, enroll, dismiss, regroup.", no_args_is_help=True
+)
+app.add_typer(suggestions_app, name="suggestions")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -438,6 +443,79 @@ def people_delete(person_id: str, yes: Annotated[bool, typer.Option("--yes", hel
             raise _fail(exc) from exc
         audit.record(rt, audit.CLI, "person_deleted", person_id)
     console.print(f"Deleted {person_id}.")
+
+
+@suggestions_app.command("list")
+def suggestions_list(limit: int = 50, offset: int = 0) -> None:
+    """List suggested people, most recently seen first."""
+    with _store_only() as rt:
+        info = suggestions_service.engine_space(rt.settings)
+        page = suggestions_service.list_suggestions(rt, info, limit=limit, offset=offset)
+    table = Table(title=f"{page.total} suggested people")
+    table.add_column("id", no_wrap=True, min_width=36)
+    for col in ("faces", "sightings", "first seen", "last seen", "sources"):
+        table.add_column(col)
+    for s in page.items:
+        table.add_row(
+            s.id,
+            str(s.size),
+            str(s.sightings),
+            f"{s.first_seen:%Y-%m-%d %H:%M}",
+            f"{s.last_seen:%Y-%m-%d %H:%M}",
+            ", ".join(s.sources),
+        )
+    console.print(table)
+
+
+@suggestions_app.command("show")
+def suggestions_show(suggestion_id: str) -> None:
+    """Show one suggestion with every face in it, as JSON."""
+    with _store_only() as rt:
+        try:
+            info = suggestions_service.engine_space(rt.settings)
+            console.print_json(suggestions_service.get_suggestion(rt, info, suggestion_id).model_dump_json())
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+
+
+@suggestions_app.command("enroll")
+def suggestions_enroll(
+    suggestion_id: str,
+    name: Annotated[str | None, typer.Option(help="A new person's name")] = None,
+    person_id: Annotated[str | None, typer.Option("--person-id", help="Or add the faces to this person")] = None,
+) -> None:
+    """Enroll a suggestion's best faces as a new person (--name) or onto one (--person-id)."""
+    with _runtime() as rt:
+        try:
+            result = suggestions_service.enroll(rt, suggestion_id, name=name, person_id=person_id)
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+        audit.record(rt, audit.CLI, "suggestion_enrolled", result.person.id, suggestion_id=suggestion_id)
+    console.print(f"Enrolled {result.faces_added} faces as {result.person.name} ({result.person.id}).")
+
+
+@suggestions_app.command("dismiss")
+def suggestions_dismiss(suggestion_id: str) -> None:
+    """Dismiss a suggestion: its faces, and later faces of the same stranger, are not suggested again."""
+    with _store_only() as rt:
+        try:
+            suggestions_service.dismiss(rt, suggestion_id)
+        except FacegateError as exc:
+            raise _fail(exc) from exc
+        audit.record(rt, audit.CLI, "suggestion_dismissed", suggestion_id)
+    console.print(f"Dismissed {suggestion_id}.")
+
+
+@suggestions_app.command("regroup")
+def suggestions_regroup() -> None:
+    """Group every unknown face in match history anew (a running server also does this periodically)."""
+    with _store_only() as rt:
+        info = suggestions_service.engine_space(rt.settings)
+        grouping = suggestions_service.Grouping(rt.store, info, rt.settings.suggestions)
+        with err_console.status("Regrouping the unknown faces in match history..."):
+            changed = grouping.regroup()
+        page = suggestions_service.list_suggestions(rt, info, limit=1, offset=0)
+    console.print(f"{changed} faces changed group; {page.total} suggested people.")
 
 
 @app.command()

@@ -22,8 +22,8 @@ import numpy as np
 import numpy.typing as npt
 
 from facegate.calibration import shipped
-from facegate.config import SuggestionSettings
-from facegate.errors import InvalidInput, NotFound
+from facegate.config import Settings, SuggestionSettings
+from facegate.errors import InvalidInput, NotFound, Unprocessable
 from facegate.events.base import Event
 from facegate.services import enroll as enroll_service
 from facegate.services.accuracy import distance_matrix
@@ -41,6 +41,7 @@ from facegate.services.schemas import (
 )
 from facegate.store.base import GroupingUpdate, MatchRow, Repository, SuggestionFilter, SuggestionRow
 from facegate.vision.engine import EngineInfo
+from facegate.vision.factory import build_engine
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ def grouping_distance(settings: SuggestionSettings, info: EngineInfo) -> float:
         )
     z = NormalDist().inv_cdf(settings.false_match_rate)
     return round(calibration.impostor_mean + calibration.impostor_std * z, 4)
+
+
+def engine_space(settings: Settings) -> EngineInfo:
+    """The configured engine's embedding space, without starting the engine (for commands that use the store)."""
+    return build_engine(settings.engine).info
 
 
 def grouping_params(settings: SuggestionSettings, info: EngineInfo) -> GroupingParams:
@@ -300,7 +306,7 @@ def enroll(
         if data:
             uploads.append(Upload(f"match-{match.id}.jpg", data))
     if not uploads:
-        raise InvalidInput("No face of this suggestion has a stored crop to enroll.", code="no_crops")
+        raise Unprocessable("No face of this suggestion has a stored crop to enroll.", code="no_crops")
     result = enroll_service.enroll(rt, uploads, name=name, person_id=person_id)
     rt.store.suggestions.resolve(suggestion_id, result.person.id)
     person = rt.store.get_person(result.person.id)
