@@ -1,7 +1,7 @@
 """The server the app connects to, remembered between runs with QSettings.
 
 The key is kept only when the user ticks "Remember key", in the same per-user settings file (on Linux
-~/.config/facegate/desktop.conf), which is made readable by its owner only (0600). It is not encrypted: anyone
+~/.config/facegate/desktop.ini), which is made readable by its owner only (0600). It is not encrypted: anyone
 who can read that file, or runs code as that user, has the key. Leave the box unticked on a shared computer
 (the key is then asked for each run) and prefer a key with only the scopes this app needs."""
 

@@ -162,7 +162,7 @@ class EnrollPage(QWidget):
                 # The box alone (the name is the person's), drawn on the thumbnail so it keeps a visible width.
                 full = decode(photo.data)
                 thumb = full.scaled(
-                    THUMB * 2, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+                    THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
                 )
                 image = annotate(thumb, [Label(face.box, "", True)], full.size())
                 item.setIcon(QIcon(QPixmap.fromImage(image)))

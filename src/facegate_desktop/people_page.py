@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -22,6 +24,17 @@ from facegate_desktop.session import Session
 
 PAGE_SIZE = 50
 SEARCH_DELAY_MS = 300
+
+
+def local_time(iso: str) -> str:
+    """The server's UTC timestamp in this computer's time zone, to the minute."""
+    try:
+        when = datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 class PeopleListPage(QWidget):
@@ -116,7 +129,7 @@ class PeopleListPage(QWidget):
         for row, person in enumerate(page.items):
             self.table.setItem(row, 0, QTableWidgetItem(person.name))
             self.table.setItem(row, 1, QTableWidgetItem(str(person.face_count)))
-            self.table.setItem(row, 2, QTableWidgetItem(person.created_at[:16].replace("T", " ")))
+            self.table.setItem(row, 2, QTableWidgetItem(local_time(person.created_at)))
         if page.total:
             self.range_label.setText(f"{offset + 1} to {offset + len(page.items)} of {page.total}")
         else:
