@@ -274,3 +274,28 @@ def test_suggested_people_are_named(tab: Tab, server: Server, identities: dict[s
     card.get_by_role("link", name="Angelina Jolie").click()
     expect(page.get_by_role("heading", name="Angelina Jolie")).to_be_visible()
     expect(page.locator(".face-tile canvas.thumb").first).to_be_visible()
+
+
+def test_admin_creates_and_revokes_a_key_and_reads_the_audit_log(tab: Tab, server: Server) -> None:
+    page = tab.page
+    tab.sign_in()
+    tab.open("#/keys")
+    page.get_by_label("Name", exact=True).fill("front door")
+    page.get_by_label("identify: identify photos").check()
+    page.get_by_role("button", name="Create key").click()
+    secret = page.locator("#new-secret").input_value()
+    assert secret.startswith("fg_")
+    with server.client() as client:  # the key shown works, and only as far as its scope
+        me = client.get("/api/v1/keys/me", headers={"X-API-Key": secret}).json()
+        assert me["name"] == "front door" and me["scopes"] == ["identify"]
+    row = page.locator("tr", has_text="front door")
+    row.get_by_role("button", name="Revoke front door").click()
+    page.get_by_role("dialog").get_by_role("button", name="Revoke").click()
+    expect(row.first).to_contain_text("revoked")
+    with server.client() as client:
+        assert client.get("/api/v1/keys/me", headers={"X-API-Key": secret}).status_code == 401
+    tab.shot("keys")
+    tab.open("#/audit")
+    expect(page.locator("table.data")).to_contain_text("key revoked")
+    expect(page.locator("table.data")).to_contain_text("key created")
+    tab.shot("audit")

@@ -5,6 +5,15 @@ import { when } from "../messages.js";
 
 const LIMIT = 50;
 
+// Targets that are people still there to look at (a deleted person's page would only say "not found").
+const PERSON_TARGET = /^(person_created|person_updated|person_merged|faces_added|face_deleted|match_enrolled|suggestion_enrolled)$/;
+
+function target(entry) {
+  if (!entry.target) return "";
+  const id = h("code", {}, entry.target);
+  return PERSON_TARGET.test(entry.action) ? h("a", { href: `#/people/${encodeURIComponent(entry.target)}` }, id) : id;
+}
+
 function detail(value) {
   const text = Object.entries(value || {})
     .map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`)
@@ -40,7 +49,7 @@ export async function render(ctx) {
                     h("td", {}, e.action.replaceAll("_", " ")),
                     h("td", {}, keyNames.get(e.key_id) || e.key_id || ""),
                     h("td", {}, e.address || ""),
-                    h("td", {}, e.target ? h("code", {}, e.target) : ""),
+                    h("td", {}, target(e)),
                     h("td", { class: "detail" }, detail(e.detail)),
                   ),
                 ),
