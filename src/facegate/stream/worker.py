@@ -34,7 +34,7 @@ from collections.abc import Callable, Collection
 
 import nats
 from nats.aio.client import Client
-from nats.js.errors import BucketNotFoundError, NoKeysError
+from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 
 from facegate.config import Settings
@@ -75,6 +75,7 @@ class WorkerGroup:
         self._lock = threading.Lock()
         self._members: frozenset[str] = frozenset()  # empty until the first beat and listing succeed
         self._beat_at = 0.0  # time.monotonic() of the last successful beat
+        self._revision: int | None = None  # of this worker's key, as it last wrote it
 
     def owns(self, stream_id: str) -> bool:
         with self._lock:
@@ -116,10 +117,10 @@ class WorkerGroup:
         finally:
             self._set_members(frozenset(), on_change)
             if nc is not None and not nc.is_closed:
-                if kv is not None:
+                if kv is not None and self._revision is not None:
                     with contextlib.suppress(Exception):
                         # Leaving: the others take this worker's streams at their next listing, not after the TTL.
-                        await asyncio.wait_for(kv.delete(self.id), self.interval)
+                        await asyncio.wait_for(kv.delete(self.id, last=self._revision), self.interval)
                 with contextlib.suppress(Exception):
                     await nc.close()
 
@@ -132,7 +133,19 @@ class WorkerGroup:
 
     async def _beat(self, kv: KeyValue, on_change: Callable[[], None]) -> None:
         body = json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode()
-        await asyncio.wait_for(kv.put(self.id, body), self.interval)
+        try:
+            # Create the key, then update it only from the revision this worker wrote last: a second live
+            # worker with the same id (a fixed --id started twice, or a restart before the old key expired)
+            # cannot beat for this one, and runs nothing until the key is free.
+            if self._revision is None:
+                self._revision = await asyncio.wait_for(kv.create(self.id, body), self.interval)
+            else:
+                self._revision = await asyncio.wait_for(kv.update(self.id, body, last=self._revision), self.interval)
+        except KeyWrongLastSequenceError:
+            self._revision = None
+            log.warning("workers: another live worker has the id %s; waiting for its key to expire", self.id)
+            self._set_members(frozenset(), on_change)
+            return
         self._beat_at = time.monotonic()
         try:
             keys = await asyncio.wait_for(kv.keys(), self.interval)
