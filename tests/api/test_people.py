@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from facegate.services.runtime import Runtime
 from facegate.store.models import FaceRecord, ImageRecord, MatchRecord, Person
+from tests.api.conftest import ClientFactory
 from tests.support import blob_files, enroll, identify, row_counts, sql
 
 UNKNOWN_ID = "00000000-0000-0000-0000-000000000000"
@@ -207,3 +208,16 @@ def test_split_faces_out_to_a_new_person(client: TestClient, dev: Path) -> None:
     assert both.status_code == 400 and both.json()["error"]["code"] == "name_or_person_id"
     audit = client.get("/api/v1/audit").json()["items"]
     assert any(e["action"] == "person_split" and e["detail"]["to"] == split["id"] for e in audit)
+
+
+def test_auto_enrolled_faces_are_listed_with_the_flag_and_removable(make_client: ClientFactory, dev: Path) -> None:
+    client, _ = make_client(auto_enroll={"enabled": True})
+    person = enroll(client, [dev / "deepface_person_02" / "1.jpg"], name="Person 2")["person"]["id"]
+    assert identify(client, dev / "deepface_person_02" / "3.jpg")["faces"][0]["match"]["person_id"] == person
+
+    faces = client.get(f"/api/v1/people/{person}/faces").json()["items"]
+
+    assert [f["auto"] for f in faces] == [False, True]
+    auto = faces[1]["id"]
+    assert client.delete(f"/api/v1/people/{person}/faces/{auto}").status_code == 204
+    assert [f["auto"] for f in client.get(f"/api/v1/people/{person}/faces").json()["items"]] == [False]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from facegate.errors import InvalidInput, NotFound
 from facegate.index.base import per_person
-from facegate.services import rejections
+from facegate.services import auto_enroll, rejections
 from facegate.services.fusion import rescore
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import BoxPublic, Candidate, IdentifiedFace, IdentifyResult, UnknownReason
@@ -58,10 +58,12 @@ def identify(
     )
     rt.telemetry.engine_seconds.labels(operation="identify").observe(time.perf_counter() - started)
     try:
-        return match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
+        result = match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
     except NotFound:
         # A matched person was deleted between the search and the history write; search again without them.
-        return match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
+        result = match_and_record(rt, analysis, threshold=threshold, top_k=top_k, source=source)
+    auto_enroll.consider(rt, data, analysis, result)  # opt-in (FACEGATE_AUTO_ENROLL__ENABLED)
+    return result
 
 
 def search_faces(

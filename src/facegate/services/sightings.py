@@ -52,17 +52,22 @@ def person_sightings(rt: Runtime, person_id: str, *, limit: int, threshold: floa
 
 
 def relabel_distance(rt: Runtime) -> float:
-    """The stricter bar for relabelling: `relabel_distance` if set, else the distance at
-    `relabel_false_match_rate` on the shipped calibration's impostor distances of this engine's space (normal
-    tail), never above identify's threshold."""
+    """The stricter bar for relabelling: `relabel_distance` if set, else the calibrated distance at
+    `relabel_false_match_rate`."""
     settings = rt.settings.sightings
-    info = rt.engine.info
     if settings.relabel_distance is not None:
         return settings.relabel_distance
+    return calibrated_distance(rt, settings.relabel_false_match_rate)
+
+
+def calibrated_distance(rt: Runtime, false_match_rate: float) -> float:
+    """The distance at a per-pair false-match rate on the shipped calibration's impostor distances of this
+    engine's space (normal tail: mean + std * z), never above identify's threshold."""
+    info = rt.engine.info
     calibration = getattr(shipped(), info.name, None)
     if not isinstance(calibration, EngineCalibration):  # a space without calibration: identify's own bar
         return info.threshold
-    tail = NormalDist(calibration.impostor_mean, calibration.impostor_std).inv_cdf(settings.relabel_false_match_rate)
+    tail = NormalDist(calibration.impostor_mean, calibration.impostor_std).inv_cdf(false_match_rate)
     return min(info.threshold, round(tail, 4))
 
 
