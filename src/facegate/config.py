@@ -366,18 +366,19 @@ class StreamSettings(BaseModel):
     # Faces smaller than this (pixels, shorter side of the box) are tracked but never embedded: their
     # distances say little. YuNet finds faces down to ~10 px.
     min_face_size: int = Field(24, ge=8)
-    # A track is announced (`appeared`) once it has this many embedded frames and its vote names someone;
-    # `unknown_after` frames without a name announce it as unknown.
+    # A track is announced (`appeared`) once it has this many embedded frames and its vote names someone (or
+    # all are good frames far from everyone); `unknown_after` frames without a name announce it as unknown.
     min_observations: int = Field(3, ge=1, le=50)
     unknown_after: int = Field(8, ge=1, le=100)
     # Frames per track kept for the vote (the best by quality) and how often a track already announced is
     # embedded again (for a better snapshot and a surer vote).
     max_observations: int = Field(10, ge=1, le=100)
-    reembed_seconds: float = Field(1.0, ge=0.0)
+    reembed_seconds: float = Field(2.0, ge=0.0)
     # A track unseen for this long (seconds of video) has left.
     leave_seconds: float = Field(2.0, gt=0.0)
-    # Tracker: the largest 1 - IoU between a track's predicted box and a detection that continues it.
-    track_distance: float = Field(0.8, gt=0.0, le=1.0)
+    # Tracker: how far (in face sizes, plus the change of scale) a detection may be from a track's predicted
+    # box and still continue it.
+    track_distance: float = Field(1.0, gt=0.0, le=5.0)
     # Decoded frames waiting for analysis on a live source; when full, the oldest is dropped (and counted).
     queue_size: int = Field(4, ge=1, le=256)
     # Network sources: wait for a connection or a frame this long, then reconnect with exponential backoff.

@@ -13,6 +13,10 @@ from facegate.vision.engine import confidence
 # A person missing from a frame's candidates counts as this multiple of the threshold in that frame, and
 # farther distances are capped there: one wild frame cannot outvote the others.
 ABSENT = 1.5
+# A track is clearly nobody enrolled when every kept frame is good (quality at least SURE_QUALITY) and its
+# nearest person is beyond FAR x threshold: it can be announced as unknown without waiting for more frames.
+SURE_QUALITY = 0.5
+FAR = 1.25
 
 
 @dataclass(frozen=True)
@@ -77,4 +81,10 @@ class TrackIdentity:
             round(median, 4),
             round(confidence(median, threshold), 4),
             self.seen,
+        )
+
+    def clearly_unknown(self, threshold: float) -> bool:
+        return bool(self.observations) and all(
+            o.quality >= SURE_QUALITY and min(o.distances.values(), default=2.0) > FAR * threshold
+            for o in self.observations
         )

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -60,9 +61,9 @@ class StreamOptions:
     min_observations: int = 3
     unknown_after: int = 8
     max_observations: int = 10
-    reembed_seconds: float = 1.0
+    reembed_seconds: float = 2.0
     leave_seconds: float = 2.0
-    track_distance: float = 0.8
+    track_distance: float = 1.0
     queue_size: int = 4
     open_timeout_seconds: float = 10.0
     reconnect_initial_seconds: float = 0.5
@@ -95,6 +96,13 @@ class StreamStats:
     tracks: list[TrackStatus]
     analysed_frames: int = 0
     sample_fps: float = 0.0  # the current analysis rate (falls on a live source that cannot keep up)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    frame: Frame
+    future: Future[ImageAnalysis]
+    submitted: float  # time.monotonic()
 
 
 @dataclass
@@ -139,6 +147,7 @@ class Pipeline:
         self._lag = 0.0
         self._cost = 0.0  # seconds per analysed frame, moving average
         self._interval = 1.0 / options.sample_fps
+        self._inflight = max(1, rt.engine.workers)  # frames analysed at once
         self._last_frame: npt.NDArray[np.uint8] | None = None
         self._started_mono = time.monotonic()
         self._started_wall = datetime.now(UTC)
@@ -221,6 +230,7 @@ class Pipeline:
         with self._lock:
             self._state = "running"
         next_sample = 0.0
+        pending: deque[_Pending] = deque()
         reads: deque[float] = deque(maxlen=FPS_WINDOW)  # when the latest frames were read
         try:
             for frame in video.frames(stop):
@@ -234,9 +244,18 @@ class Pipeline:
                 if frame.ts + 0.5 / video.fps < next_sample:
                     continue
                 next_sample = frame.ts + self._interval
-                self._analyse(frame, tracker, video)
-                self._leave_idle(frame)
+                submitted = self._submit(frame)
+                if submitted is not None:
+                    pending.append(submitted)
+                # Up to one frame per engine worker in flight: the next frame is detected while this one's
+                # faces are embedded. Results are taken in order, so the tracker sees frames in order.
+                while len(pending) >= self._inflight or (pending and pending[0].future.done()):
+                    self._analyse(pending.popleft(), tracker, video)
+            while pending:
+                self._analyse(pending.popleft(), tracker, video)
         finally:
+            for left in pending:  # stopped: results no longer wanted
+                left.future.cancel()
             video.close()
             self._finish_all()
             with self._lock:
@@ -245,26 +264,38 @@ class Pipeline:
                 else:
                     self._state = "ended"
 
-    def _analyse(self, frame: Frame, tracker: FaceTracker, video: VideoSource) -> None:
+    def _submit(self, frame: Frame) -> _Pending | None:
+        """Send a frame to the engine; None when the engine refused it (busy or restarting: the frame is lost,
+        the stream goes on). Tracks that need no embedding now are passed as boxes to skip."""
         options = self.options
-        started = time.monotonic()
         with self._lock:
             skip = [t.box for t in self._tracks.values() if not self._wants_embedding(t, frame.ts)]
         try:
-            analysis: ImageAnalysis = self.rt.engine.wait(
-                self.rt.engine.submit_frame(
-                    frame.image,
-                    max_faces=options.max_faces,
-                    crops=True,
-                    secondary="input",
-                    skip=skip,
-                    min_face_size=options.min_face_size,
-                )
+            future = self.rt.engine.submit_frame(
+                frame.image,
+                max_faces=options.max_faces,
+                crops=True,
+                secondary="input",
+                skip=skip,
+                min_face_size=options.min_face_size,
             )
-        except Unavailable as exc:  # a busy or restarting engine: this frame is lost, the stream goes on
-            log.warning("stream %s: frame %d not analysed: %s", self.name, frame.index, exc.message)
-            with self._lock:
-                self._refused += 1
+        except Unavailable as exc:
+            self._lost(frame, exc)
+            return None
+        return _Pending(frame, future, time.monotonic())
+
+    def _lost(self, frame: Frame, exc: FacegateError) -> None:
+        log.warning("stream %s: frame %d not analysed: %s", self.name, frame.index, exc.message)
+        with self._lock:
+            self._refused += 1
+
+    def _analyse(self, pending: _Pending, tracker: FaceTracker, video: VideoSource) -> None:
+        options = self.options
+        frame = pending.frame
+        try:
+            analysis = self.rt.engine.wait(pending.future)
+        except Unavailable as exc:
+            self._lost(frame, exc)
             return
         tracked = tracker.update(analysis.boxes)
         embedded = {face.box: face for face in analysis.faces}
@@ -310,7 +341,9 @@ class Pipeline:
             self._lag = max(0.0, time.monotonic() - frame.captured) if video.live else 0.0
         for track in announce:
             self._publish("appeared", track, match_id=None)
-        self._adapt(time.monotonic() - started, video)
+        self._leave_idle(frame)
+        # With frames in flight side by side, each costs its latency shared among them.
+        self._adapt((time.monotonic() - pending.submitted) / self._inflight, video)
 
     def _wants_embedding(self, track: _Track, ts: float) -> bool:
         if not track.appeared or track.last_embedded is None:
@@ -321,7 +354,9 @@ class Pipeline:
         seen = track.identity.seen
         if seen < self.options.min_observations:
             return False
-        return decision.person_id is not None or seen >= self.options.unknown_after
+        if decision.person_id is not None or seen >= self.options.unknown_after:
+            return True
+        return track.identity.clearly_unknown(self._threshold)
 
     def _adapt(self, cost: float, video: VideoSource) -> None:
         """On a live source, sample no faster than analysis keeps up with (within the configured bounds)."""
