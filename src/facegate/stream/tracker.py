@@ -31,7 +31,7 @@ def face_distance(detection: Detection, tracked: TrackedObject) -> float:
     (a1, b1), (a2, b2) = tracked.estimate
     size_d, size_t = max(x2 - x1, y2 - y1, 1.0), max(a2 - a1, b2 - b1, 1.0)
     moved = math.hypot((x1 + x2 - a1 - a2) / 2, (y1 + y2 - b1 - b2) / 2) / max(size_d, size_t)
-    return moved + abs(math.log(size_d / size_t))
+    return float(moved + abs(math.log(size_d / size_t)))
 
 
 def _box(points: np.ndarray) -> Box:
