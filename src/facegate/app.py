@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
+from typing import Any
 
+import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -15,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from facegate import __version__
 from facegate.api import audit, compare, docs, enroll, health, identify, keys, matches, openapi, people, telemetry, ui
+from facegate.api import events as events_api
 from facegate.api import search as search_api
 from facegate.api import streams as streams_api
 from facegate.api import suggestions as suggestions_api
@@ -127,6 +132,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     install_error_handlers(app)
     app.state.rate_limiter = RateLimiter(settings.rate_limit)
+    # Set when the server starts shutting down (`run_server`): open event streams (SSE) end then, or the graceful
+    # shutdown would wait for clients that never hang up.
+    app.state.stopping = threading.Event()
 
     for router in (
         health.router,
@@ -142,6 +150,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         telemetry.router,
         streams_api.router,
         suggestions_api.router,
+        events_api.router,
     ):
         app.include_router(router)
     openapi.install(app, settings)
@@ -167,6 +176,22 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestMetrics, telemetry=current_telemetry)
     return app
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._stopping.set()
+        super().handle_exit(sig, frame)
+
+
+def run_server(app: FastAPI, **config: Any) -> None:
+    """Run the app with uvicorn (`config`: uvicorn.Config's arguments). On SIGINT/SIGTERM the app's long-lived
+    responses end before uvicorn waits for open connections to finish."""
+    _Server(uvicorn.Config(app, **config), app.state.stopping).run()
 
 
 def _announce(key: str | None, settings: Settings) -> None:

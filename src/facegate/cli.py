@@ -142,15 +142,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (FACEGATE_PORT)")] = None,
 ) -> None:
     """Start the HTTP service (OpenAPI docs at /docs)."""
-    import uvicorn
-
-    from facegate.app import create_app
+    from facegate.app import create_app, run_server
 
     settings = _settings()
     settings.host, settings.port = host or settings.host, port or settings.port
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     err_console.print(f"facegate data in {settings.data_dir}; engine {settings.engine.type}")
-    uvicorn.run(
+    run_server(
         create_app(settings),
         host=settings.host,
         port=settings.port,

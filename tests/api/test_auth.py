@@ -65,7 +65,9 @@ ROUTES = _routes()
 
 def _url(path: str) -> str:
     # Ids that exist nowhere: authorization is decided before the handler looks anything up.
-    return re.sub(r"\{(\w+)\}", lambda m: "1" if m.group(1) in ("face_id", "match_id") else "none", path)
+    url = re.sub(r"\{(\w+)\}", lambda m: "1" if m.group(1) in ("face_id", "match_id") else "none", path)
+    # The event stream stays open until the client leaves: bounded here.
+    return f"{url}?max_seconds=0.01" if path == "/api/v1/events" else url
 
 
 def test_every_route_but_the_public_ones_requires_a_key() -> None:

@@ -89,8 +89,13 @@ schema = schemathesis.openapi.from_dict(
             "headers": {"X-API-Key": KEY},
             "generation": {"max-examples": MAX_EXAMPLES, "database": "none"},
             "operations": [
-                {"include-name": name, "generation": {"max-examples": MAX_EXAMPLES_UPLOADS}}
-                for name in ("POST /api/v1/enroll", "POST /api/v1/identify", "POST /api/v1/compare")
+                *(
+                    {"include-name": name, "generation": {"max-examples": MAX_EXAMPLES_UPLOADS}}
+                    for name in ("POST /api/v1/enroll", "POST /api/v1/identify", "POST /api/v1/compare")
+                ),
+                # The event stream stays open until the client leaves: every case bounds it (its filters, auth
+                # and other parameters are still fuzzed).
+                {"include-name": "GET /api/v1/events", "parameters": {"query.max_seconds": 0.01}},
             ],
             "phases": {"stateful": {"max-steps": STATEFUL_STEPS}},
         }
