@@ -1,5 +1,5 @@
-"""GET /api/v1/keys/me: any valid key learns its own name and scopes (the web client hides what they do not
-allow); never the secret."""
+"""/api/v1/keys/me: any valid key learns its own name and scopes (the web client hides what they do not
+allow), never the secret; and any key can revoke itself."""
 
 from __future__ import annotations
 
@@ -26,3 +26,13 @@ def test_me_refuses_a_bad_or_revoked_key(client: TestClient, runtime: Runtime) -
         response = client.get("/api/v1/keys/me", headers={"X-API-Key": key})
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+def test_a_key_revokes_itself(client: TestClient, runtime: Runtime) -> None:
+    created = keys_service.create_key(runtime, name="leaked", scopes=["identify"])
+    headers = {"X-API-Key": created.secret}
+    assert client.delete("/api/v1/keys/me", headers=headers).status_code == 204
+    assert client.get("/api/v1/keys/me", headers=headers).status_code == 401
+    assert client.get("/api/v1/keys/me").status_code == 200  # the others go on working
+    entry = client.get("/api/v1/audit", params={"action": "key_revoked"}).json()["items"][0]
+    assert entry["target"] == created.key.id and entry["key_id"] == created.key.id

@@ -28,6 +28,18 @@ def my_key(rt: RuntimeDep, principal: AnyKey) -> KeyPublic:
     return keys_service.require_key(rt, principal.key_id)
 
 
+@router.delete(
+    "/me",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke the key making this request (any key: a leaked or retired key switches itself off)",
+)
+def revoke_my_key(rt: RuntimeDep, principal: AnyKey) -> Response:
+    # Declared before DELETE /{key_id}, which would otherwise take "me" for a key id.
+    keys_service.revoke_key(rt, principal.key_id)
+    audit.record(rt, principal.actor, "key_revoked", principal.key_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
