@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import ADMIN_KEY, Server
+from tests.e2e.conftest import enroll as e2e_enroll
 from tests.web.conftest import MAX_IMAGE_PIXELS, Tab, create_key
 
 
@@ -299,3 +300,51 @@ def test_admin_creates_and_revokes_a_key_and_reads_the_audit_log(tab: Tab, serve
     expect(page.locator("table.data")).to_contain_text("key revoked")
     expect(page.locator("table.data")).to_contain_text("key created")
     tab.shot("audit")
+
+
+def test_keyboard_only(tab: Tab) -> None:
+    """Sign in and move around with the keyboard alone: the key field has focus, Enter submits, focus moves to
+    each new page's content, the menu is reachable, and the focused element is outlined."""
+    page = tab.page
+    tab.open()
+    page.keyboard.type(ADMIN_KEY)  # the key field has focus on arrival
+    page.keyboard.press("Enter")
+    expect(page.locator("#who")).to_be_visible()
+    page.wait_for_url(lambda url: url.endswith("#/identify"))
+    # Focus moves to the new page's content (announced), so Tab goes on into the page.
+    expect(page.locator("#main")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Photo", exact=True)).to_be_focused()
+    for _ in range(12):  # back up to the menu
+        page.keyboard.press("Shift+Tab")
+        if page.evaluate("document.activeElement.textContent") == "People":
+            break
+    focused = page.locator(":focus")
+    expect(focused).to_have_text("People")
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="People")).to_be_visible()
+    # The skip link (first on the page) focuses the content without changing the page.
+    page.keyboard.press("Shift+Tab")
+    for _ in range(12):
+        if page.evaluate("document.activeElement.textContent") == "Skip to content":
+            break
+        page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(page.locator("#main")).to_be_focused()
+    expect(page.get_by_role("heading", name="People")).to_be_visible()
+
+
+def test_a_read_only_key_sees_no_changes(tab: Tab, server: Server, identities: dict[str, list[Path]]) -> None:
+    with server.client() as client:
+        person = e2e_enroll(client, "Donald Rumsfeld", identities["donald_rumsfeld"][:1]).json()["person"]
+    tab.sign_in(create_key(server, "viewer", ["read"]))
+    nav = tab.page.locator("#nav")
+    expect(nav.get_by_role("link", name="People")).to_be_visible()
+    assert "Enroll" not in nav.get_by_role("link").all_inner_texts()
+    tab.open(f"#/people/{person['id']}")
+    expect(tab.page.get_by_role("heading", name="Donald Rumsfeld")).to_be_visible()
+    expect(tab.page.locator(".face-tile canvas.thumb")).to_have_count(1)
+    expect(tab.page.get_by_role("button", name="Delete this person")).to_have_count(0)
+    expect(tab.page.get_by_role("button", name="Rename")).to_have_count(0)
+    expect(tab.page.get_by_role("button", name="Delete")).to_have_count(0)

@@ -84,6 +84,12 @@ function markCurrent() {
   menuToggle.setAttribute("aria-expanded", "false");
 }
 
+// The skip link moves focus only: as a plain #main link it would change the route.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
 menuToggle.addEventListener("click", () => {
   const open = document.body.classList.toggle("menu-open");
   menuToggle.setAttribute("aria-expanded", String(open));
