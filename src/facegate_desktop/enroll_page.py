@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from facegate_desktop import camera
+from facegate_desktop.camera import CameraDialog
 from facegate_desktop.client import ApiError, Enrollment, FacegateClient, Photo
 from facegate_desktop.identify_page import IMAGE_FILTER
 from facegate_desktop.messages import rejection
@@ -61,7 +61,7 @@ class EnrollPage(QWidget):
 
         self.add_button = QPushButton("Add photos…")
         self.add_button.clicked.connect(self._choose)
-        self.camera_button = QPushButton("Camera snapshot")
+        self.camera_button = QPushButton("Camera…")
         self.camera_button.clicked.connect(self.snap)
         self.clear_button = QPushButton("Clear")
         self.clear_button.clicked.connect(self.clear)
@@ -110,20 +110,9 @@ class EnrollPage(QWidget):
         self._update_buttons()
 
     def snap(self) -> None:
-        self.camera_button.setEnabled(False)
-        source = self.camera_source
-        self.session.runner.run(
-            "Taking a camera snapshot…", lambda: camera.snapshot(source), self._snapped, self._snap_failed
-        )
-
-    def _snapped(self, photo: object) -> None:
-        self.camera_button.setEnabled(True)
-        assert isinstance(photo, Photo)
-        self.add_photo(photo)
-
-    def _snap_failed(self, error: ApiError) -> None:
-        self.camera_button.setEnabled(True)
-        self.session.error(error)
+        photo = CameraDialog.take(self.camera_source, self)
+        if photo is not None:
+            self.add_photo(photo)
 
     def clear(self) -> None:
         self.photos = []

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from facegate_desktop import camera
+from facegate_desktop.camera import CameraDialog
 from facegate_desktop.client import ApiError, FacegateClient, Identification, IdentifiedFace, Photo
 from facegate_desktop.messages import unknown_reason
 from facegate_desktop.photo import KNOWN, UNKNOWN, Label, PhotoView, annotate, decode
@@ -52,7 +52,7 @@ class IdentifyPage(QWidget):
 
         self.open_button = QPushButton("Open photo…")
         self.open_button.clicked.connect(self._choose)
-        self.camera_button = QPushButton("Camera snapshot")
+        self.camera_button = QPushButton("Camera…")
         self.camera_button.clicked.connect(self.snap)
         self.again_button = QPushButton("Identify again")
         self.again_button.setEnabled(False)
@@ -62,7 +62,7 @@ class IdentifyPage(QWidget):
             buttons.addWidget(button)
         buttons.addStretch()
 
-        self.view = PhotoView("Open a photo or take a camera snapshot: the faces in it are boxed and named.")
+        self.view = PhotoView("Open a photo or use the camera: the faces in it are boxed and named.")
         self.faces = QListWidget()
         self.faces.setWordWrap(True)
         splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -88,23 +88,9 @@ class IdentifyPage(QWidget):
             self.session.error(ApiError("unreadable_file", f"Cannot read {path}: {exc.strerror or exc}"))
 
     def snap(self) -> None:
-        self.camera_button.setEnabled(False)
-        source = self.camera_source
-        self.session.runner.run(
-            "Taking a camera snapshot…",
-            lambda: camera.snapshot(source),
-            self._snapped,
-            self._snap_failed,
-        )
-
-    def _snapped(self, photo: object) -> None:
-        self.camera_button.setEnabled(True)
-        assert isinstance(photo, Photo)
-        self.set_photo(photo)
-
-    def _snap_failed(self, error: ApiError) -> None:
-        self.camera_button.setEnabled(True)
-        self.session.error(error)
+        photo = CameraDialog.take(self.camera_source, self)
+        if photo is not None:
+            self.set_photo(photo)
 
     def set_photo(self, photo: Photo) -> None:
         self.photo = photo
