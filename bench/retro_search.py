@@ -1,0 +1,165 @@
+"""Retro-search on the calibration set: once a person is enrolled, how many of their earlier unknown sightings
+does GET /api/v1/people/{id}/sightings find, and how many of other people's faces does it list?
+
+    PYTHONPATH=bench .venv/bin/python bench/retro_search.py [--output bench/results/retro-search-calib.json]
+
+Run from the repository root. Every calib photo's SFace descriptor (facegate's opencv engine, cached by
+bench/calib_descriptors.py) is written to a fresh embedded store as an unknown face in match history (what
+identify writes when nobody matches; no crops). Then, for every identity with two or more photos, the person is
+enrolled from their first photo (or their first three, the `two_nearest` template at work) through the store's
+own interface, `services.sightings.person_sightings` (the code behind the endpoint) is asked for their sightings,
+and the person is deleted again. Their own other photos are the sightings to find; the enrolled photos' own
+history rows are not counted. Counted at identify's threshold (what the endpoint lists) and at the stricter
+relabelling bar (what FACEGATE_SIGHTINGS__RELABEL would name in history).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from calib_descriptors import CALIB, calib_descriptors
+from facegate.config import OpenCVEngineSettings, Settings
+from facegate.services import sightings
+from facegate.services.runtime import Runtime
+from facegate.store.base import NewFace, NewImage, NewMatch, PersonCreate
+from facegate.vision.pool import EnginePool
+
+
+def history(rt: Runtime, vectors: np.ndarray) -> list[int]:
+    info = rt.engine.info
+    now = datetime.now(UTC)
+    rows = [
+        NewMatch(
+            request_id=str(uuid.uuid4()),
+            source="bench",
+            created_at=now,
+            person_id=None,
+            distance=None,
+            confidence=None,
+            threshold=info.threshold,
+            left=0,
+            top=0,
+            width=100,
+            height=100,
+            quality=1.0,
+            engine=info.name,
+            model_version=info.model_version,
+            candidates=[],
+            crop_key=None,
+            embedding=v.astype("<f4").tobytes(),
+        )
+        for v in vectors
+    ]
+    return rt.store.add_matches(rows)
+
+
+def enroll(rt: Runtime, name: str, vectors: np.ndarray) -> str:
+    info = rt.engine.info
+    images = [
+        NewImage(
+            id=str(uuid.uuid4()),
+            blob_key=f"bench/{uuid.uuid4()}.jpg",
+            sha256=uuid.uuid4().hex,
+            filename=None,
+            width=250,
+            height=250,
+            faces=[NewFace(0, 0, 100, 100, 1.0, 1.0, 100.0, info.name, info.model_version, v.astype("<f4").tobytes())],
+        )
+        for v in vectors
+    ]
+    person, _ = rt.store.save_enrollment(PersonCreate(name=name), images)
+    return person.id
+
+
+def measure(rt: Runtime, identity: np.ndarray, vectors: np.ndarray, ids: list[int], enrolled: int) -> dict[str, Any]:
+    by_person: dict[str, list[int]] = {}
+    for i, name in enumerate(identity):
+        by_person.setdefault(str(name), []).append(i)
+    bars = {"threshold": rt.engine.info.threshold, "relabel": sightings.relabel_distance(rt)}
+    counts = {bar: {"own": 0, "found": 0, "false": 0, "people_with_false": 0} for bar in bars}
+    people = 0
+    for name, rows in sorted(by_person.items()):
+        if len(rows) <= enrolled:
+            continue
+        people += 1
+        person = enroll(rt, name, vectors[rows[:enrolled]])
+        own = {ids[r] for r in rows[enrolled:]}
+        skip = {ids[r] for r in rows[:enrolled]}
+        for bar, distance in bars.items():
+            page = sightings.person_sightings(rt, person, limit=100_000, threshold=distance)
+            found = {item.match.id for item in page.items} - skip
+            counts[bar]["own"] += len(own)
+            counts[bar]["found"] += len(found & own)
+            counts[bar]["false"] += len(found - own)
+            counts[bar]["people_with_false"] += bool(found - own)
+        rt.store.delete_person(person)
+    return {
+        "enrolled_photos": enrolled,
+        "people": people,
+        **{
+            bar: {
+                "distance": bars[bar],
+                **c,
+                "recall": round(c["found"] / max(1, c["own"]), 4),
+                "false_per_person": round(c["false"] / max(1, people), 4),
+            }
+            for bar, c in counts.items()
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--output", type=Path, default=Path("bench/results/retro-search-calib.json"))
+    args = parser.parse_args()
+    started = time.time()
+    keys, identity, vectors = calib_descriptors()
+    pool = EnginePool(OpenCVEngineSettings(), workers=1)
+    pool.open()
+    results = []
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:
+            rt = Runtime(Settings(data_dir=Path(data_dir), workers=1), engine=pool)
+            rt.open()
+            try:
+                ids = history(rt, vectors)
+                for enrolled in (1, 3):
+                    row = measure(rt, identity, vectors, ids, enrolled)
+                    print(json.dumps(row))
+                    results.append(row)
+            finally:
+                rt.close()
+    finally:
+        pool.close()
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    report = {
+        "what": "bench/retro_search.py: a person's earlier unknown sightings found once they are enrolled (calib)",
+        "command": "PYTHONPATH=bench .venv/bin/python bench/retro_search.py",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit,
+        "machine": platform.platform(),
+        "faceset": str(CALIB),
+        "history_faces": len(keys),
+        "identities": len(set(identity.tolist())),
+        "engine": "opencv (SFace), cosine; person template two_nearest",
+        "target": "recall >= 0.95 at identify's threshold",
+        "seconds": round(time.time() - started, 1),
+        "results": results,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
