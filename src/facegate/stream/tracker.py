@@ -4,11 +4,11 @@ the boxes' IoU would already be low)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
-from norfair import Detection, TrackedObject, Tracker
+from norfair import Detection, Tracker
+from norfair.distances import VectorizedDistance
 
 from facegate.vision.engine import Box
 
@@ -24,14 +24,17 @@ def _points(box: Box) -> np.ndarray:
     return np.array([[box.left, box.top], [box.left + box.width, box.top + box.height]], dtype=np.float64)
 
 
-def face_distance(detection: Detection, tracked: TrackedObject) -> float:
-    """How far a detection is from a track's predicted box: the move of the centre in face sizes (the larger
-    box's longer side) plus the change of scale (|log| of the size ratio)."""
-    (x1, y1), (x2, y2) = detection.points
-    (a1, b1), (a2, b2) = tracked.estimate
-    size_d, size_t = max(x2 - x1, y2 - y1, 1.0), max(a2 - a1, b2 - b1, 1.0)
-    moved = math.hypot((x1 + x2 - a1 - a2) / 2, (y1 + y2 - b1 - b2) / 2) / max(size_d, size_t)
-    return float(moved + abs(math.log(size_d / size_t)))
+def face_distances(candidates: np.ndarray, objects: np.ndarray) -> np.ndarray:
+    """How far each detection is from each track's predicted box (rows of x1, y1, x2, y2): the move of the
+    centre in face sizes (the larger box's longer side) plus the change of scale (|log| of the size ratio)."""
+    c, o = candidates[:, None, :], objects[None, :, :]
+    size_c = np.maximum(np.maximum(c[..., 2] - c[..., 0], c[..., 3] - c[..., 1]), 1.0)
+    size_o = np.maximum(np.maximum(o[..., 2] - o[..., 0], o[..., 3] - o[..., 1]), 1.0)
+    dx = (c[..., 0] + c[..., 2] - o[..., 0] - o[..., 2]) / 2
+    dy = (c[..., 1] + c[..., 3] - o[..., 1] - o[..., 3]) / 2
+    moved = np.hypot(dx, dy) / np.maximum(size_c, size_o)
+    result: np.ndarray = moved + np.abs(np.log(size_c / size_o))
+    return result
 
 
 def _box(points: np.ndarray) -> Box:
@@ -40,16 +43,17 @@ def _box(points: np.ndarray) -> Box:
 
 
 class FaceTracker:
-    """`max_distance`: the largest `face_distance` that continues a track. `keep_updates`: updates a track survives
-    without a detection (the pipeline decides itself when a track has left, in media time)."""
+    """`max_distance`: the largest `face_distances` value that continues a track. `keep_updates`: updates a
+    track survives without a detection (the pipeline decides itself when a track has left, in media time)."""
 
     def __init__(self, *, max_distance: float, keep_updates: int) -> None:
         self._tracker = Tracker(
-            distance_function=face_distance,
+            distance_function="iou",  # replaced below: the constructor takes only names and scalar functions
             distance_threshold=max_distance,
             hit_counter_max=max(1, keep_updates),
             initialization_delay=0,  # the pipeline confirms a track by its embedded frames, not here
         )
+        self._tracker.distance_function = VectorizedDistance(face_distances)
         self._updates = 0
 
     def update(self, boxes: list[Box]) -> list[TrackedBox]:
