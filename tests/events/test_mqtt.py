@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import queue
+import signal
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -96,3 +99,26 @@ def test_availability_is_retained(make_runtime: RuntimeFactory, prefix: str, bas
         assert later.next().payload == b"offline"
     finally:
         later.close()
+
+
+def test_the_will_says_offline_when_the_process_dies(prefix: str, base: str) -> None:
+    """A facegate process killed outright (no clean disconnect): the broker publishes its will."""
+    script = f"""
+import os, signal, time
+from facegate.config import EventsSettings
+from facegate.events.factory import build_event_bus
+bus = build_event_bus(EventsSettings(type="mqtt", url="{URL}", prefix="{prefix}"))
+bus.open()
+while bus.publishers[0].transport._client is None:
+    time.sleep(0.02)
+time.sleep(0.3)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    subscriber = Subscriber(f"{base}/availability")
+    try:
+        child = subprocess.run([sys.executable, "-c", script], timeout=60)
+        assert child.returncode == -signal.SIGKILL
+        assert subscriber.next().payload == b"online"
+        assert subscriber.next().payload == b"offline"
+    finally:
+        subscriber.close()

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -14,7 +17,7 @@ from nats.js.errors import NotFoundError
 
 from facegate.events.base import Event
 from facegate.events.nats_jetstream import _covers, stream_name
-from tests.events.conftest import RuntimeFactory, appeared, assert_track_event, wait_for
+from tests.events.conftest import RuntimeFactory, appeared, assert_track_event, free_port, wait_for
 
 URL = "nats://127.0.0.1:4222"
 
@@ -121,3 +124,44 @@ def test_a_retried_publish_is_stored_once(make_runtime: RuntimeFactory, prefix: 
     rt.events.publish(event)
     rt.close()
     assert len(asyncio.run(_stored(stream))) == 1
+
+
+@pytest.mark.skipif(shutil.which("nats-server") is None, reason="needs the nats-server program")
+def test_reconnects_after_the_server_restarts(make_runtime: RuntimeFactory, prefix: str, tmp_path: Path) -> None:
+    """A private nats-server with JetStream, stopped and started again on its store: the event published while
+    it was down is delivered after, in order."""
+    port = free_port()
+    url = f"nats://127.0.0.1:{port}"
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(tmp_path / "js")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def tracks() -> list[int]:
+        nc = await nats.connect(url)
+        try:
+            js = nc.jetstream()
+            info = await js.stream_info(stream_name(prefix))
+            seqs = range(info.state.first_seq, info.state.last_seq + 1)
+            return [json.loads((await js.get_msg(stream_name(prefix), s)).data)["track"] for s in seqs]
+        finally:
+            await nc.close()
+
+    server = start()
+    try:
+        rt = make_runtime(type="nats", url=url, prefix=prefix, backoff_seconds=0.05, backoff_max_seconds=0.2)
+        rt.events.publish(appeared(track=1))
+        assert wait_for(lambda: rt.events.stats()[1].published == 1)
+        server.terminate()
+        server.wait(10)
+        rt.events.publish(appeared(track=2))
+        server = start()
+        assert wait_for(lambda: rt.events.stats()[1].published == 2, timeout=20)
+        assert asyncio.run(tracks()) == [1, 2]
+        assert rt.events.stats()[1].failed == 0
+    finally:
+        server.terminate()
+        server.wait(10)
