@@ -5,6 +5,7 @@ down, a key without the scope). Each test leaves screenshots (see conftest.py)."
 from __future__ import annotations
 
 import io
+import re
 import time
 from pathlib import Path
 
@@ -85,6 +86,14 @@ def test_enroll_identify_browse_and_delete(tab: Tab, dev: Path, identities: dict
     page.locator(".photo svg g.face.unknown rect.box").click(force=True)
     expect(page.locator(".face-detail h3")).to_contain_text("Unknown")
     tab.shot("identify-multi")
+    # A tall photo (narrower than its column): the boxes' layer covers exactly the picture.
+    page.get_by_label("Photo", exact=True).set_input_files(str(dev / "multi" / "kit_with_rose.jpg"))
+    expect(page.locator(".photo img")).to_have_attribute("alt", re.compile("kit_with_rose"))
+    picture = page.locator(".photo img").bounding_box()
+    layer = page.locator(".photo svg").bounding_box()
+    assert picture and layer
+    assert all(abs(picture[k] - layer[k]) < 1.5 for k in ("x", "y", "width", "height")), (picture, layer)
+    tab.shot("identify-tall")
 
     tab.open("#/people")
     page.get_by_label("Search").fill("obama")

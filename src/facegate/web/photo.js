@@ -44,6 +44,10 @@ export async function photoWithBoxes(url, faces, { alt = "Photo", onSelect } = {
   });
   // Labels keep a readable size on screen (about 14 CSS pixels) however far the photo is scaled down.
   function placeLabels() {
+    // The layer takes the image's own displayed size (a tall photo capped by max-height is narrower than
+    // its figure), so boxes land on the faces.
+    layer.setAttribute("width", img.clientWidth || width);
+    layer.setAttribute("height", img.clientHeight || height);
     const shown = img.clientWidth || width;
     const size = Math.max(8, (14 * width) / shown);
     for (const { face, tag, text } of labels) {
