@@ -59,10 +59,15 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One real server per test module (SQLite + files), its admin key known."""
+    """One real server per test module (SQLite + files), its admin key known; a module's SERVER_SETTINGS
+    (FACEGATE_* variables) are added to its environment."""
     root = tmp_path_factory.mktemp("web-server")
     processes = module_processes(request, root / "logs")
-    deployment = files_deployment(root / "data", FACEGATE_LIMITS__MAX_IMAGE_PIXELS=str(MAX_IMAGE_PIXELS))
+    settings = {
+        "FACEGATE_LIMITS__MAX_IMAGE_PIXELS": str(MAX_IMAGE_PIXELS),
+        **getattr(request.module, "SERVER_SETTINGS", {}),
+    }
+    deployment = files_deployment(root / "data", **settings)
     try:
         yield processes.start_server("web-server", deployment.env)
     finally:

@@ -93,15 +93,19 @@ export async function render(ctx) {
       ),
     );
     const summary = faces.length
-      ? `${faces.length} face${faces.length === 1 ? "" : "s"} found; ${faces.filter((f) => f.match).length} recognised.`
-      : "No face was found in this photo.";
+      ? `${file.name}: ${faces.length} face${faces.length === 1 ? "" : "s"} found; ${faces.filter((f) => f.match).length} recognised.`
+      : `${file.name}: No face was found in this photo.`;
     fill(result,
       h("div", { class: "split" }, figure, h("div", {}, h("p", { class: faces.length ? "summary" : "message warn" }, summary), list, details)),
     );
     if (faces.length) select(0);
   }
 
-  input.addEventListener("change", () => identify(input.files[0]));
+  input.addEventListener("change", () => {
+    const file = input.files[0];
+    input.value = ""; // choosing the same photo again identifies it again
+    identify(file);
+  });
   ctx.main.append(
     h("h1", {}, "Identify"),
     h("p", { class: "lead" }, "Find and name every face in a photo. Choose a face to see the nearest people."),
