@@ -103,7 +103,8 @@ def test_an_ended_file_stays_ended(rt: Runtime, clip: str) -> None:
         _wait(lambda: _state(rt, manager, stream) == "ended", timeout=40)
         time.sleep(1.0)
         status = manager.live_status(stream)
-        assert status is not None and status.state == "ended" and status.frames > 200
+        # The whole file went by (275 frames): analysed, or dropped while the engine was busy.
+        assert status is not None and status.state == "ended" and status.frames + status.dropped_frames >= 250
         assert manager.running() == []
     finally:
         manager.close()
