@@ -51,6 +51,9 @@ class Session(QObject):
             self.clear()
 
         def failed(error: ApiError) -> None:
+            if error.status == 401 and self.client is client:
+                # The key was revoked or expired meanwhile: back to the connection bar, pages disabled.
+                self.set_connection(None, None)
             self.error(error)
             if on_error is not None:
                 on_error(error)

@@ -165,6 +165,19 @@ def test_a_bad_key_shows_an_error_and_enables_nothing(window: MainWindow, server
     window.grab().save(str(screenshot_dir / "desktop-bad-key.png"))
 
 
+def test_a_key_revoked_while_connected_disconnects(window: MainWindow, server: Server, dev: Path) -> None:
+    with server.client() as admin:
+        created = admin.post("/api/v1/keys", json={"name": "temp", "scopes": ["identify", "read"]}).json()
+    connect(window, server.url, created["secret"])
+    assert window.identify_page.isEnabled()
+    with server.client() as admin:
+        assert admin.delete(f"/api/v1/keys/{created['key']['id']}").status_code == 204
+    identify_file(window, dev / "multi" / "obama_and_biden.jpg")
+    assert banner(window) == ("This API key is not valid: it is unknown, revoked or expired.", "error")
+    assert window.session.client is None and window.status.text().startswith("Not connected")
+    assert not window.identify_page.isEnabled()
+
+
 def test_no_server_at_the_address_says_so(window: MainWindow) -> None:
     connect(window, f"http://127.0.0.1:{free_port()}")
     text, kind = banner(window)
