@@ -38,12 +38,22 @@ def qapp() -> QApplication:
     return app
 
 
+_SHOTS = pytest.StashKey[Path]()
+
+
 @pytest.fixture(scope="session")
-def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def screenshot_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     configured = os.environ.get("FACEGATE_DESKTOP_SCREENSHOTS")
     path = Path(configured) if configured else tmp_path_factory.getbasetemp() / "desktop-screenshots"
     path.mkdir(parents=True, exist_ok=True)
+    request.config.stash[_SHOTS] = path
     return path
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    folder = config.stash.get(_SHOTS, None)
+    if folder is not None:
+        terminalreporter.write_line(f"desktop app screenshots: {folder}")
 
 
 @pytest.fixture(scope="session")
