@@ -2,7 +2,8 @@
 server that runs no streams itself (FACEGATE_STREAMS__RUN_IN_SERVER=false) adds three looped file streams over
 HTTP, two workers each run some of them, and when one is killed (SIGKILL, engine workers and all) the other takes
 over all three within TAKEOVER_SECONDS; a worker that joins takes its share, one that is stopped gives it back.
-The workers' events reach NATS JetStream: an `appeared` for lin_manuel_miranda, enrolled on the server."""
+The workers' events reach NATS JetStream: an `appeared` for lin_manuel_miranda, enrolled on the server. And the
+embedded default: `facegate serve` alone runs a stream added over HTTP, its `appeared` on the SSE feed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -188,3 +190,51 @@ def test_two_workers_share_streams_and_take_over(
         lambda: [e for e in asyncio.run(_events(stream_name(prefix))) if e["type"] == "appeared"], 60, "appeared"
     )
     assert any(e["person_id"] == lin and e["stream"].startswith("stage-") for e in events), events
+
+
+def test_embedded_server_runs_a_stream_added_over_http(processes: Processes, tmp_path: Path, dev: Path) -> None:
+    """The default deployment: `facegate serve` alone runs a stream added over HTTP; the `appeared` for
+    lin_manuel_miranda reaches a browser-like client on the Server-Sent Events feed."""
+    server = processes.start_server("server", child_env(tmp_path / "data", FACEGATE_ENGINE__TYPE="opencv"))
+    with server.client() as api:
+        enrolled = api.post(
+            "/api/v1/enroll",
+            files=[image_field(dev / "lin_manuel_miranda" / "1.png")],
+            data={"name": "Lin-Manuel Miranda"},
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        lin = enrolled.json()["person"]["id"]
+
+        seen: list[dict[str, Any]] = []
+        subscribed, found = threading.Event(), threading.Event()
+
+        def follow() -> None:
+            params: dict[str, str | int] = {"types": "appeared", "max_seconds": 90}
+            with server.client() as sse, sse.stream("GET", "/api/v1/events", params=params) as response:
+                for line in response.iter_lines():
+                    subscribed.set()  # the feed opens with a comment line: from here on, nothing is missed
+                    if line.startswith("data: "):
+                        seen.append(json.loads(line[len("data: ") :]))
+                        if seen[-1]["person_id"] == lin:
+                            found.set()
+                            return
+
+        reader = threading.Thread(target=follow, daemon=True)
+        reader.start()
+        assert subscribed.wait(30), "the SSE feed did not open"
+        clip = str(dev / "video" / "short_hamilton_clip.mp4")
+        created = api.post("/api/v1/streams", json={"source": clip, "name": "hamilton"})
+        assert created.status_code == 201, created.text
+        stream_id = created.json()["id"]
+        frame = _wait(
+            lambda: (r := api.get(f"/api/v1/streams/{stream_id}/frame")).status_code == 200 and r, 30, "a frame"
+        )
+        assert frame.headers["content-type"] == "image/jpeg"
+        assert found.wait(60), f"no appeared for him on the feed: {seen}"
+        [event] = [e for e in seen if e["person_id"] == lin]
+        assert (event["stream"], event["name"]) == ("hamilton", "Lin-Manuel Miranda")
+        assert api.get(f"/api/v1/streams/{stream_id}").json()["worker"].startswith("server-")
+
+        assert api.delete(f"/api/v1/streams/{stream_id}").status_code == 204
+        assert api.get("/api/v1/streams").json() == {"items": []}
+        _wait(lambda: "stream hamilton: stopping" in server.log(), 10, "the pipeline stopped")
