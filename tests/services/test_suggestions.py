@@ -16,6 +16,7 @@ from facegate.services import identify as identify_service
 from facegate.services import suggestions as suggestions_service
 from facegate.services.runtime import Runtime
 from facegate.services.suggestions import Grouping
+from facegate.store.base import PersonCreate
 
 
 def _see(rt: Runtime, *photos: Path) -> list[int]:
@@ -196,3 +197,17 @@ def test_purged_history_leaves_no_stale_suggestion(runtime: Runtime, identities:
     grouping.catch_up()  # the purged faces are gone from its view too: Bush alone
     (bush,) = _groups(runtime).values()
     assert len(bush) == 4
+
+
+def test_faces_named_later_leave_their_group(runtime: Runtime, identities: dict[str, list[Path]]) -> None:
+    seen = _see(runtime, *identities["colin_powell"][:6])
+    grouping = _grouping(runtime)
+    grouping.catch_up()
+    (suggestion,) = _groups(runtime)
+    person = runtime.store.save_enrollment(PersonCreate(name="Powell"), [])[0]
+    for match_id in seen[:2]:  # relabelled in history (retro-search, a merge): sightings of a person now
+        assert runtime.store.label_match(match_id, person.id)
+
+    grouping.regroup()
+
+    assert _groups(runtime) == {suggestion: set(seen[2:])}

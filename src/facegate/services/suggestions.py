@@ -131,7 +131,7 @@ class Grouping:
         with self._lock:
             self._load()
             changes = self._require().regroup(self._dismissed)
-            self._save(changes)
+            self._save(changes, always=True)  # also settles faces named since, and groups left empty
             self._notify()
             return len(changes)
 
@@ -167,8 +167,8 @@ class Grouping:
         self._dismissed = dismissed
         self._cursor = cursor if keep_cursor else after
 
-    def _save(self, changes: dict[int, str | None]) -> None:
-        if not changes:
+    def _save(self, changes: dict[int, str | None], *, always: bool = False) -> None:
+        if not changes and not always:
             return
         generation = self._store.suggestions.save_grouping(
             GroupingUpdate(self._info.name, self._info.model_version, changes)

@@ -347,7 +347,8 @@ class SuggestionStore(Protocol):
         ...
 
     def save_grouping(self, grouping: GroupingUpdate) -> int:
-        """Apply group changes at once; groups (not dismissed) left without faces are deleted. Returns the new
+        """Apply group changes at once; faces named meanwhile leave their groups, and groups (not dismissed) left
+        without faces are deleted. Returns the new
         `generation` (one more than before when no other process wrote meanwhile)."""
         ...
 

@@ -136,6 +136,13 @@ class SQLSuggestionStore:
 
     @staticmethod
     def _drop_empty(session: Session) -> None:
+        """Faces named since (relabelled in history, merged) leave their groups; then empty groups go."""
+        named = (
+            select(MatchRecord.id)
+            .where(MatchRecord.id == SuggestionFaceRecord.match_id, MatchRecord.person_id.is_not(None))
+            .exists()
+        )
+        session.execute(delete(SuggestionFaceRecord).where(named))
         has_faces = select(SuggestionFaceRecord.match_id).where(
             SuggestionFaceRecord.suggestion_id == SuggestionRecord.id
         )
