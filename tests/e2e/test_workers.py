@@ -101,8 +101,9 @@ def _streams(api: httpx.Client) -> list[dict[str, Any]]:
 
 
 def test_two_workers_share_streams_and_take_over(
-    processes: Processes, tmp_path: Path, dev: Path, names: tuple[str, str]
+    names: tuple[str, str], processes: Processes, tmp_path: Path, dev: Path
 ) -> None:
+    # `names` first: torn down after the processes, so nothing publishes into its NATS stream once it is deleted.
     bucket, prefix = names
     env = child_env(
         tmp_path / "data",
