@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QPointF, QSize, Qt
 from PySide6.QtGui import QBrush
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
+    QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
@@ -63,11 +64,25 @@ class IdentifyPage(QWidget):
         buttons.addStretch()
 
         self.view = PhotoView("Open a photo or use the camera: the faces in it are boxed and named.")
+        self.view.clicked.connect(self._clicked)
         self.faces = QListWidget()
         self.faces.setWordWrap(True)
+        self.faces.currentRowChanged.connect(self._select)
+        # The chosen face's nearest people (click a face on the photo or in the list).
+        self.details = QLabel("")
+        self.details.setWordWrap(True)
+        self.details.setTextFormat(Qt.TextFormat.PlainText)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        # Room for the heading and the nearest three (the API's default top_k) without squeezing the label.
+        self.details.setMinimumHeight(5 * self.details.fontMetrics().lineSpacing())
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(self.faces, 1)
+        side_layout.addWidget(self.details)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.view)
-        splitter.addWidget(self.faces)
+        splitter.addWidget(side)
         splitter.setStretchFactor(0, 3)
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([760, 320])
@@ -118,23 +133,49 @@ class IdentifyPage(QWidget):
     def _failed(self, error: ApiError) -> None:
         self._set_busy(False)
         self.faces.clear()
+        self.details.clear()
+
+    def _draw(self, selected: int | None = None) -> None:
+        if self.result is None or self.photo is None:
+            return
+        labels = [Label(f.box, face_label(f), f.match is not None) for f in self.result.faces]
+        frame = QSize(self.result.width, self.result.height)
+        self.view.set_image(annotate(decode(self.photo.data), labels, frame, selected))
+
+    def _select(self, row: int) -> None:
+        if self.result is None or not 0 <= row < len(self.result.faces):
+            self.details.clear()
+            return
+        self._draw(row)
+        face = self.result.faces[row]
+        nearest = "\n".join(f"{c.name}: {c.confidence:.0%} (distance {c.distance:.3f})" for c in face.candidates)
+        self.details.setText(f"Face {row + 1}, nearest people:\n{nearest}" if nearest else "Nobody is enrolled yet.")
+
+    def _clicked(self, point: QPointF) -> None:
+        """The face under a click on the photo (the smallest box holding it: a face in front of another)."""
+        if self.result is None or not self.result.width:
+            return
+        scale = self.result.width / self.view.image().width()
+        x, y = point.x() * scale, point.y() * scale
+        hits = [
+            (f.box.width * f.box.height, n)
+            for n, f in enumerate(self.result.faces)
+            if f.box.left <= x <= f.box.left + f.box.width and f.box.top <= y <= f.box.top + f.box.height
+        ]
+        if hits:
+            self.faces.setCurrentRow(min(hits)[1])
 
     def _show(self, result: object) -> None:
         assert isinstance(result, Identification) and self.photo is not None
         self._set_busy(False)
         self.result = result
-        image = decode(self.photo.data)
-        labels = [Label(f.box, face_label(f), f.match is not None) for f in result.faces]
-        self.view.set_image(annotate(image, labels, QSize(result.width, result.height)))
+        self._draw()
         self.faces.clear()
+        self.details.clear()
         if not result.faces:
             self.faces.addItem("No face was found in this photo.")
             return
         for n, face in enumerate(result.faces, 1):
             item = QListWidgetItem(face_line(n, face))
             item.setForeground(QBrush(KNOWN if face.match else UNKNOWN))
-            item.setToolTip(
-                "\n".join(f"{c.name}: {c.confidence:.0%} (distance {c.distance:.3f})" for c in face.candidates)
-                or "Nobody is enrolled yet."
-            )
             self.faces.addItem(item)

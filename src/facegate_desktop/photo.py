@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QBuffer, QByteArray, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QImage, QImageReader, QPainter, QPaintEvent, QPen
+from PySide6.QtCore import QBuffer, QByteArray, QPointF, QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QImageReader, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from facegate_desktop.client import Box
@@ -31,9 +31,10 @@ def decode(data: bytes) -> QImage:
     return image  # null when Qt cannot read it; the server says why
 
 
-def annotate(image: QImage, labels: list[Label], frame: QSize | None = None) -> QImage:
+def annotate(image: QImage, labels: list[Label], frame: QSize | None = None, selected: int | None = None) -> QImage:
     """A copy of `image` with each label's box and text drawn on it. `frame` is the size the boxes were
-    measured in (the server's width and height), scaled onto the image if they differ."""
+    measured in (the server's width and height), scaled onto the image if they differ. The `selected` label's
+    box is drawn thicker."""
     out = image.convertToFormat(QImage.Format.Format_RGB32)
     if not labels:
         return out
@@ -52,8 +53,8 @@ def annotate(image: QImage, labels: list[Label], frame: QSize | None = None) -> 
         for b in (label.box for label in labels)
     ]
     # Boxes first, then the name tags on top, each placed clear of the tags already drawn.
-    for label, rect in zip(labels, rects, strict=True):
-        painter.setPen(QPen(KNOWN if label.known else UNKNOWN, line))
+    for n, (label, rect) in enumerate(zip(labels, rects, strict=True)):
+        painter.setPen(QPen(KNOWN if label.known else UNKNOWN, 3 * line if n == selected else line))
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(rect)
     pad = max(3, line)
@@ -89,7 +90,10 @@ def _place(box: QRect, size: QSize, placed: list[QRect], bounds: QRect) -> QRect
 
 
 class PhotoView(QWidget):
-    """Shows one image scaled to fit, keeping its aspect ratio; a hint when there is none."""
+    """Shows one image scaled to fit, keeping its aspect ratio; a hint when there is none. A click on the
+    image is reported in the image's own pixels."""
+
+    clicked = Signal(QPointF)
 
     def __init__(self, hint: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -115,8 +119,19 @@ class PhotoView(QWidget):
             painter.setPen(self.palette().color(self.foregroundRole()))
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._hint)
             return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        painter.drawImage(self.image_rect(), self._image)
+
+    def image_rect(self) -> QRect:
+        """Where the image is drawn in this widget."""
         size = self._image.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
         target = QRect(0, 0, size.width(), size.height())
         target.moveCenter(self.rect().center())
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        painter.drawImage(target, self._image)
+        return target
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        target = self.image_rect()
+        if self._image.isNull() or not target.contains(event.position().toPoint()):
+            return super().mousePressEvent(event)
+        scale = self._image.width() / target.width()
+        self.clicked.emit((event.position() - QPointF(target.topLeft())) * scale)

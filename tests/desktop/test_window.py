@@ -11,8 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QPoint, QSettings, Qt, QTimer
 from PySide6.QtGui import QColor, QImage
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QMessageBox
 
 from facegate_desktop.camera import CameraDialog
@@ -115,6 +116,23 @@ def test_connect_enroll_identify_search_and_delete(
     scale = image.width() / result.width
     for face in result.faces:
         assert near(edge_color(image, face.box, scale), KNOWN if face.match else UNKNOWN), face
+    # Click Obama's face on the photo: chosen in the list, his box drawn thicker, his nearest people shown.
+    view = window.identify_page.view
+    target = view.image_rect()
+    n = next(i for i, f in enumerate(result.faces) if f.match and f.match.name == obama)
+    box = result.faces[n].box
+    shown = target.width() / result.width
+    centre = QPoint(
+        target.left() + round((box.left + box.width / 2) * shown),
+        target.top() + round((box.top + box.height / 2) * shown),
+    )
+    QTest.mouseClick(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, centre)
+    assert window.identify_page.faces.currentRow() == n
+    details = window.identify_page.details.text()
+    assert details.startswith(f"Face {n + 1}, nearest people:\n{obama}: ") and biden in details
+    thick = view.image()
+    inside = round(box.left * scale) + max(2, round(max(thick.width(), thick.height()) / 300)) + 1
+    assert near(thick.pixelColor(inside, round((box.top + box.height / 2) * scale)), KNOWN)
     window.grab().save(str(screenshot_dir / "desktop-identify.png"))
 
     # People: everyone, then a search; delete, cancelling first.
