@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import pytest
 from nats.js.errors import NotFoundError
 
 from facegate.events.base import Event
-from facegate.events.nats_jetstream import _covers, stream_name
+from facegate.events.nats_jetstream import NatsRelay, _covers, stream_name
 from tests.events.conftest import RuntimeFactory, appeared, assert_track_event, free_port, wait_for
 
 URL = "nats://127.0.0.1:4222"
@@ -165,3 +166,29 @@ def test_reconnects_after_the_server_restarts(make_runtime: RuntimeFactory, pref
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_a_server_follows_what_other_processes_publish(make_runtime: RuntimeFactory, prefix: str, stream: str) -> None:
+    """A server (its SSE) sees the events a `facegate worker` publishes to NATS, and its own once, not twice."""
+    server = make_runtime(type="nats", url=URL, prefix=prefix)
+    worker = make_runtime(type="nats", url=URL, prefix=prefix)
+    with server.events.hub.subscribe() as subscription:
+        server.events.follow_broker()
+        server.events.follow_broker()  # once is enough; a second call changes nothing
+        relay = server.events._relay
+        assert isinstance(relay, NatsRelay)
+        assert wait_for(lambda: relay._nc is not None and relay._nc.is_connected)
+        time.sleep(0.2)  # the subscription registered on the server
+        from_worker = appeared(track=1)
+        worker.events.publish(from_worker)
+        received = subscription.get(10)
+        assert received is not None
+        assert (received.id, received.body()) == (from_worker.id, from_worker.body())
+        own = appeared(track=2)
+        server.events.publish(own)
+        assert subscription.get(5) == own
+        time.sleep(0.5)  # the broker's echo of it arrives meanwhile, and is skipped
+        assert subscription.get(0) is None
+    worker.close()
+    server.close()
+    assert not relay._thread.is_alive()

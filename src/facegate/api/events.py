@@ -4,7 +4,8 @@
 A stream waits on an asyncio event that the hub sets from the publishing thread, so an open stream holds no
 worker thread. It ends when the client goes away, when the server shuts down (`app.state.stopping`) or when
 its bounds (`limit`, `max_seconds`) are reached. Events published while no stream was open are not replayed:
-brokers (FACEGATE_EVENTS__TYPE) are for consumers that must not miss any.
+brokers (FACEGATE_EVENTS__TYPE) are for consumers that must not miss any. With NATS, the first stream also
+starts following the broker, so events that `facegate worker` processes publish show here too.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ async def stream_events(
     limit: Limit = None,
     max_seconds: MaxSeconds = None,
 ) -> StreamingResponse:
+    # Where `facegate worker`s run the streams, their events reach this server through the broker.
+    rt.events.follow_broker()
     stopping: threading.Event | None = getattr(request.app.state, "stopping", None)
     wanted = frozenset(types.split(",")) if types else None
     return StreamingResponse(

@@ -29,6 +29,12 @@ class Event:
     def body(self) -> dict[str, Any]:
         return {"type": self.type, "at": self.at, **self.data}
 
+    @classmethod
+    def from_body(cls, body: dict[str, Any], id: str) -> Event:
+        """The event another process published (its body as received from a broker)."""
+        data = {k: v for k, v in body.items() if k not in ("type", "at")}
+        return cls(body["type"], data, at=body["at"], id=id)
+
     def to_json(self) -> bytes:
         return json.dumps(self.body(), separators=(",", ":"), sort_keys=True).encode()
 

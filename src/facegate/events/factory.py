@@ -3,9 +3,11 @@ webhook URL."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from facegate.config import EventsSettings
-from facegate.events.base import EventPublisher
-from facegate.events.bus import EventBus
+from facegate.events.base import Event, EventPublisher
+from facegate.events.bus import EventBus, RelayFactory
 from facegate.events.delivery import DeliveryPolicy, QueuedPublisher, Transport
 from facegate.events.hub import EventHub
 
@@ -46,4 +48,11 @@ def build_event_bus(settings: EventsSettings) -> EventBus:
         secret = settings.webhook_secret.get_secret_value().encode()
         transports += [WebhookTransport(url, secret, timeout=settings.timeout_seconds) for url in settings.webhooks]
     publishers: list[EventPublisher] = [QueuedPublisher(t, policy) for t in transports]
-    return EventBus(EventHub(settings.queue_size), publishers)
+    relay: RelayFactory | None = None
+    if settings.type == "nats":
+        from facegate.events.nats_jetstream import NatsRelay
+
+        def relay(deliver: Callable[[Event], None]) -> NatsRelay:
+            return NatsRelay(settings.url, settings.prefix, deliver)
+
+    return EventBus(EventHub(settings.queue_size), publishers, relay)

@@ -10,13 +10,17 @@ for each call with a timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
 import re
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import nats
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
@@ -24,6 +28,7 @@ from facegate.events.base import Event
 from facegate.events.delivery import display_url
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 # What a stream facegate creates keeps; an operator's own stream keeps what they chose.
@@ -145,3 +150,65 @@ class NatsTransport:
                 thread.join(self.timeout)
             if not loop.is_running():
                 loop.close()
+
+
+class NatsRelay:
+    """Feeds the events other processes publish on `<prefix>.>` (`facegate worker`s running the streams) to
+    `deliver`, so that this server's /api/v1/events shows them too. A core subscription: it sees what is
+    published while it runs, as an SSE client does; nats-py reconnects it by itself."""
+
+    def __init__(self, url: str | None, prefix: str, deliver: Callable[[Event], None]) -> None:
+        self.url = url or DEFAULT_URL
+        self.prefix = prefix
+        self._deliver = deliver
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="facegate-events-relay", daemon=True)
+        self._nc: Client | None = None
+
+    def open(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.create_task(self._subscribe())
+        self._loop.run_forever()
+
+    async def _subscribe(self) -> None:
+        async def quiet(*_: Any) -> None:
+            pass
+
+        async def received(message: Msg) -> None:
+            try:
+                body = json.loads(message.data)
+                event = Event.from_body(body, (message.headers or {}).get("Nats-Msg-Id", ""))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("events relay: skipped a message on %s that is no facegate event: %s", message.subject, exc)
+                return
+            self._deliver(event)
+
+        while True:
+            try:
+                self._nc = await nats.connect(
+                    self.url, name="facegate-relay", max_reconnect_attempts=-1, error_cb=quiet, disconnected_cb=quiet
+                )
+                await self._nc.subscribe(f"{self.prefix}.>", cb=received)
+                log.info("events relay: following %s.> on %s", self.prefix, display_url(self.url))
+                return
+            except Exception as exc:
+                log.warning("events relay: cannot reach %s (%s); retrying", display_url(self.url), exc)
+                await asyncio.sleep(5.0)
+
+    def close(self) -> None:
+        async def stop() -> None:
+            if self._nc is not None and not self._nc.is_closed:
+                await self._nc.close()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(stop(), self._loop).result(5.0)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5.0)
