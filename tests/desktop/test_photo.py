@@ -6,8 +6,9 @@ import io
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QRect, QSize
+from PySide6.QtCore import QPoint, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QImage
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from facegate_desktop.client import Box
@@ -71,3 +72,21 @@ def test_the_view_scales_the_photo_to_fit(qapp: QApplication, dev: Path) -> None
     assert shot.size() == QSize(400, 300)
     # The photo (wider than 4:3) fills the width; bars of the background above and below.
     assert shot.pixelColor(200, 150) != shot.pixelColor(200, 1)
+
+
+def test_a_click_on_the_view_is_reported_in_image_pixels(qapp: QApplication) -> None:
+    view = PhotoView("hint")
+    view.resize(400, 400)
+    view.set_image(grey(800, 400))  # drawn 400x200, centred: rows 100-300 of the widget
+    clicks: list[tuple[float, float]] = []
+    view.clicked.connect(lambda p: clicks.append((p.x(), p.y())))
+    QTest.mouseClick(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(100, 150))
+    QTest.mouseClick(view, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(100, 50))  # a bar
+    assert clicks == [(200.0, 100.0)]
+
+
+def test_the_selected_box_is_drawn_thicker(qapp: QApplication) -> None:
+    # 1500 px: lines of 5 px, 15 px when selected (centred on the box's edge).
+    labels = [Label(Box(100, 100, 400, 400), "", True)]
+    plain, chosen = annotate(grey(1500, 1500), labels), annotate(grey(1500, 1500), labels, selected=0)
+    assert plain.pixelColor(105, 300) == QColor("#808080") and chosen.pixelColor(105, 300) == KNOWN
