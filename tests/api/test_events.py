@@ -4,14 +4,17 @@ line while the test publishes on the runtime."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import nats
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -20,6 +23,7 @@ from facegate.api import events as events_api
 from facegate.app import create_app
 from facegate.config import Settings
 from facegate.events.base import Event
+from facegate.events.nats_jetstream import stream_name
 from facegate.services import keys as keys_service
 from facegate.services.runtime import Runtime
 from facegate.vision.pool import EnginePool
@@ -37,8 +41,10 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path: Path, opencv_pool: EnginePool) -> Iterator[Served]:
-    rt = Runtime(Settings(data_dir=tmp_path / "data", workers=2), engine=opencv_pool)
+def served(request: pytest.FixtureRequest, tmp_path: Path, opencv_pool: EnginePool) -> Iterator[Served]:
+    """The app over uvicorn; `indirect` parameters are the runtime's event settings."""
+    events = getattr(request, "param", {})
+    rt = Runtime(Settings(data_dir=tmp_path / "data", workers=2, events=events), engine=opencv_pool)
     rt.open()
     app = create_app(runtime=rt)
     port = free_port()
@@ -185,3 +191,45 @@ def test_bounded_stream_through_the_asgi_test_client(served: Served) -> None:
         answer = client.get("/api/v1/events", params={"max_seconds": 0.05})
     assert answer.status_code == 200
     assert answer.text == ": facegate events\n\n"
+
+
+NATS_PREFIX = f"facegate.test{uuid.uuid4().hex[:10]}"
+
+
+@pytest.mark.parametrize("served", [{"type": "nats", "prefix": NATS_PREFIX}], indirect=True)
+def test_events_of_a_worker_process_reach_the_server_stream(
+    served: Served, tmp_path: Path, opencv_pool: EnginePool
+) -> None:
+    """With NATS, a `facegate worker` (here a second runtime publishing to the same prefix) is heard on the
+    server's /api/v1/events."""
+    worker = Runtime(
+        Settings(data_dir=tmp_path / "worker", workers=2, events={"type": "nats", "prefix": NATS_PREFIX}),
+        engine=opencv_pool,
+    )
+    worker.open()
+    try:
+        with (
+            httpx.Client(base_url=served.url, headers={"X-API-Key": served.read_key}, timeout=10) as client,
+            client.stream("GET", "/api/v1/events") as response,
+        ):
+            stream = Stream(response)
+            stream.wait_open()
+            relay = served.rt.events._relay
+            assert relay is not None
+            assert wait_for(lambda: getattr(relay, "_nc", None) is not None and relay._nc.is_connected)  # type: ignore[attr-defined]
+            time.sleep(0.2)
+            sent = appeared(track=5)
+            worker.events.publish(sent)
+            message = stream.next_message()
+            assert (message["event"], message["id"], json.loads(message["data"])) == ("appeared", sent.id, sent.body())
+    finally:
+        worker.close()
+        asyncio.run(_delete_stream(stream_name(NATS_PREFIX)))
+
+
+async def _delete_stream(name: str) -> None:
+    nc = await nats.connect("nats://127.0.0.1:4222")
+    try:
+        await nc.jetstream().delete_stream(name)
+    finally:
+        await nc.close()
