@@ -97,6 +97,7 @@ def test_enroll_identify_browse_and_delete(tab: Tab, dev: Path, identities: dict
 
     tab.open("#/people")
     page.get_by_label("Search").fill("obama")
+    expect(page.locator("[aria-busy=true]")).to_have_count(0)
     expect(page.locator(".cards li")).to_have_count(1)
     page.get_by_role("link", name="Barack Obama").click()
     expect(page.get_by_role("heading", name="Barack Obama")).to_be_visible()
@@ -184,6 +185,7 @@ def test_history_enrolls_an_unknown_face(tab: Tab, identities: dict[str, list[Pa
     expect(page.locator(".photo svg text")).to_have_count(1)
     tab.open("#/history")
     page.get_by_label("Unknown faces only").check()
+    expect(page.locator("[aria-busy=true]")).to_have_count(0)  # the filtered list is in
     first = page.locator("li.match").first  # newest first: the face just identified
     expect(first).to_have_class("match unknown")
     expect(first.locator("img.thumb")).to_be_visible()

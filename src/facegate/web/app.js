@@ -227,7 +227,8 @@ async function route() {
     await module.render(ctx, person ? decodeURIComponent(person[1]) : undefined);
   } catch (err) {
     if (err.name === "AbortError" || abort.signal.aborted) return;
-    container.append(h("p", { class: "message error", role: "alert" }, err.text || String(err)));
+    container.append(h("p", { class: "message error", role: "alert" }, err.text || "Something went wrong on this page."));
+    if (!err.text) setTimeout(() => { throw err; }); // a bug, not an API answer: report it as uncaught
   }
   if (!abort.signal.aborted) main.focus({ preventScroll: true });
 }

@@ -129,8 +129,11 @@ export async function render(ctx) {
     return item;
   }
 
+  let loads = 0; // only the latest request's answer is shown (filters can change faster than answers come)
   async function load() {
+    const mine = ++loads;
     message.clear();
+    list.setAttribute("aria-busy", "true");
     try {
       const page = await api.get(
         "/api/v1/matches",
@@ -144,12 +147,15 @@ export async function render(ctx) {
         },
         { signal: ctx.signal },
       );
+      if (mine !== loads) return;
       fill(list,
         page.items.length ? h("ul", { class: "matches" }, page.items.map(card)) : h("p", { class: "empty" }, "Nothing seen with these filters."),
         page.total > LIMIT ? pager(state.offset, LIMIT, page.total, (o) => ((state.offset = o), load())) : null,
       );
     } catch (err) {
-      if (err.name !== "AbortError") message.show(err.text);
+      if (err.name !== "AbortError" && mine === loads) message.show(err.text);
+    } finally {
+      if (mine === loads) list.removeAttribute("aria-busy");
     }
   }
 

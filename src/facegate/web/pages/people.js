@@ -11,10 +11,14 @@ export async function render(ctx) {
   const list = h("div", { class: "people-list", "aria-live": "polite" });
   const state = { offset: 0, name: "" };
 
+  let loads = 0; // only the latest request's answer is shown (filters can change faster than answers come)
   async function load() {
+    const mine = ++loads;
     message.clear();
+    list.setAttribute("aria-busy", "true");
     try {
       const page = await api.get("/api/v1/people", { limit: LIMIT, offset: state.offset, name: state.name }, { signal: ctx.signal });
+      if (mine !== loads) return;
       if (!page.items.length && state.offset > 0 && page.total > 0) {
         state.offset = Math.max(0, page.total - LIMIT);
         return load();
@@ -39,7 +43,9 @@ export async function render(ctx) {
         page.total > LIMIT ? pager(state.offset, LIMIT, page.total, (o) => ((state.offset = o), load())) : null,
       );
     } catch (err) {
-      if (err.name !== "AbortError") message.show(err.text);
+      if (err.name !== "AbortError" && mine === loads) message.show(err.text);
+    } finally {
+      if (mine === loads) list.removeAttribute("aria-busy");
     }
   }
 
