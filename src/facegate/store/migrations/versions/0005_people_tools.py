@@ -34,22 +34,21 @@ def upgrade() -> None:
     op.create_index("ix_rejections_person_id", "rejections", ["person_id"])
     op.create_index("ix_rejections_match_id", "rejections", ["match_id"])
     op.create_index("ix_rejections_engine", "rejections", ["engine", "model_version"])
-    with op.batch_alter_table("matches") as batch_op:
-        # Set when a user said "not this person" (the person link is cleared then; the rejection row keeps who).
-        batch_op.add_column(sa.Column("rejected_at", sa.DateTime(timezone=True), nullable=True))
-        # Set when an unknown sighting was named afterwards by relabelling (retro-search, stricter bar).
-        batch_op.add_column(sa.Column("relabelled_at", sa.DateTime(timezone=True), nullable=True))
-    with op.batch_alter_table("faces") as batch_op:
-        # Faces added by identify (safe auto-enrollment), not by a user.
-        batch_op.add_column(sa.Column("auto", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # Plain ADD/DROP COLUMN throughout, never batch mode: on SQLite batch mode copies a table for a NOT NULL column
+    # or a drop, and the copy loses AUTOINCREMENT (face and match ids must never be reused). SQLite >= 3.35 drops
+    # columns in place.
+    # Set when a user said "not this person" (the person link is cleared then; the rejection row keeps who).
+    op.add_column("matches", sa.Column("rejected_at", sa.DateTime(timezone=True), nullable=True))
+    # Set when an unknown sighting was named afterwards by relabelling (retro-search, stricter bar).
+    op.add_column("matches", sa.Column("relabelled_at", sa.DateTime(timezone=True), nullable=True))
+    # Faces added by identify (safe auto-enrollment), not by a user.
+    op.add_column("faces", sa.Column("auto", sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("faces") as batch_op:
-        batch_op.drop_column("auto")
-    with op.batch_alter_table("matches") as batch_op:
-        batch_op.drop_column("relabelled_at")
-        batch_op.drop_column("rejected_at")
+    op.drop_column("faces", "auto")
+    op.drop_column("matches", "relabelled_at")
+    op.drop_column("matches", "rejected_at")
     op.drop_index("ix_rejections_engine", table_name="rejections")
     op.drop_index("ix_rejections_match_id", table_name="rejections")
     op.drop_index("ix_rejections_person_id", table_name="rejections")
