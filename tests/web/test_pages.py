@@ -318,7 +318,8 @@ def test_keyboard_only(tab: Tab) -> None:
     each new page's content, the menu is reachable, and the focused element is outlined."""
     page = tab.page
     tab.open()
-    page.keyboard.type(ADMIN_KEY)  # the key field has focus on arrival
+    expect(page.locator("#key")).to_be_focused()  # the key field has focus on arrival
+    page.keyboard.type(ADMIN_KEY)
     page.keyboard.press("Enter")
     expect(page.locator("#who")).to_be_visible()
     page.wait_for_url(lambda url: url.endswith("#/identify"))
