@@ -186,3 +186,16 @@ def test_sqlite_migrates_itself_by_default(tmp_path: Path, open_repo: OpenRepo) 
     url = f"sqlite:///{tmp_path / 'facegate.db'}"
     repo = open_repo(url, auto_migrate=None)
     assert repo.db.schema_revision() == Database.head_revision()
+
+
+def test_sqlite_tables_keep_autoincrement_after_every_migration(tmp_path: Path) -> None:
+    """Face and match ids label index entries and history: a migration that copies a table on SQLite (alembic's
+    batch mode) silently drops AUTOINCREMENT, and deleted ids would then be reused."""
+    db = Database(f"sqlite:///{tmp_path / 'a.db'}")
+    db.open()
+    db.migrate()
+    with db.engine.connect() as conn:
+        schema = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")).all())
+    db.close()
+    for table in ("faces", "matches", "rejections", "audit_log", "face_changes"):
+        assert "AUTOINCREMENT" in schema[table], table
