@@ -1,4 +1,4 @@
-""""Not this person" on the calibration set: does rejecting a stranger's first false match stop the same stranger
+""" "Not this person" on the calibration set: does rejecting a stranger's first false match stop the same stranger
 from being named again, without costing true matches?
 
     PYTHONPATH=bench .venv/bin/python bench/reject.py [--seeds 5] [--output bench/results/reject-calib.json]
