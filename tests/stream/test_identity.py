@@ -70,3 +70,13 @@ def test_memory_is_bounded_by_keep() -> None:
     assert [o.quality for o in track.observations] == [0.98, 0.96, 0.94]
     assert track.seen == 50
     assert len(track.names) <= 3
+
+
+def test_a_rejected_lookalike_is_no_vote_for_that_person() -> None:
+    """A face a user said is "not Ann" (identify flags Ann as a rejected lookalike) never names a track Ann."""
+    track = TrackIdentity(keep=10)
+    for d in (0.35, 0.36, 0.34):
+        lookalike = cand("ann", d).model_copy(update={"rejected_lookalike": True})
+        track.add(face(0.9), [lookalike, cand("bob", 0.45)])
+    decision = track.decide(THRESHOLD, min_observations=3)
+    assert decision.person_id == "bob"

@@ -54,7 +54,9 @@ class TrackIdentity:
         self.seen += 1
         for c in candidates:
             self.names[c.person_id] = c.name
-        self.observations.append(Observation(face.quality, {c.person_id: c.distance for c in candidates}))
+        # A frame that resembles a face a user rejected for a person ("not this person") is no vote for them.
+        votes = {c.person_id: c.distance for c in candidates if not c.rejected_lookalike}
+        self.observations.append(Observation(face.quality, votes))
         self.observations.sort(key=lambda o: o.quality, reverse=True)
         if len(self.observations) > self.keep:
             del self.observations[self.keep :]
