@@ -211,3 +211,29 @@ def test_faces_named_later_leave_their_group(runtime: Runtime, identities: dict[
     grouping.regroup()
 
     assert _groups(runtime) == {suggestion: set(seen[2:])}
+
+
+def test_a_pass_that_fails_to_save_is_redone_from_the_store(
+    runtime: Runtime, identities: dict[str, list[Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store busy when a placement is saved: the next pass must still put the faces in a group (they were
+    placed in memory only, and would otherwise never be saved)."""
+    grouping = _grouping(runtime)
+    assert grouping.catch_up() == 0
+    powell = set(_see(runtime, *identities["colin_powell"][:4]))
+    store = runtime.store.suggestions
+    real_save = store.save_grouping
+    calls = []
+
+    def busy_once(update: object) -> int:
+        calls.append(update)
+        if len(calls) == 1:
+            raise RuntimeError("database is locked")
+        return real_save(update)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "save_grouping", busy_once)
+    with pytest.raises(RuntimeError):
+        grouping.catch_up()
+    assert _groups(runtime) == {}
+    grouping.catch_up()
+    assert list(_groups(runtime).values()) == [powell]

@@ -12,9 +12,10 @@ Listing, dismissing and enrolling need only the store (and, to enroll, the engin
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from statistics import NormalDist
 
@@ -100,7 +101,7 @@ class Grouping:
 
     def catch_up(self) -> int:
         """Place the unknown faces recorded since the last call (the first call: all of them); returns how many."""
-        with self._lock:
+        with self._lock, self._reload_on_failure():
             read = 0
             if self._grouper is None:  # the first call: everything so far, grouped at once
                 self._load()
@@ -128,7 +129,7 @@ class Grouping:
 
     def regroup(self) -> int:
         """Group every unknown face anew (from the store); returns how many faces changed group."""
-        with self._lock:
+        with self._lock, self._reload_on_failure():
             self._load()
             changes = self._require().regroup(self._dismissed)
             self._save(changes, always=True)  # also settles faces named since, and groups left empty
@@ -136,6 +137,16 @@ class Grouping:
             return len(changes)
 
     # Internals -----------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _reload_on_failure(self) -> Iterator[None]:
+        """A pass that failed part way (e.g. the store busy when saving) leaves the in-memory grouping ahead of
+        the store: placed faces the store never heard of, never saved later. Start over from the store then."""
+        try:
+            yield
+        except BaseException:
+            self._grouper = None
+            raise
+
     def _require(self) -> FaceGrouper:
         assert self._grouper is not None
         return self._grouper
