@@ -55,7 +55,9 @@ def test_list_faces_of_a_person(client: TestClient, runtime: Runtime, powell: st
             "engine",
             "model_version",
             "created_at",
+            "auto",
         }
+        assert face["auto"] is False  # enrolled by a user, not added by auto-enrollment
         assert face["engine"] == "opencv" and face["model_version"]
         box = face["box"]
         assert set(box) == {"left", "top", "width", "height"}
