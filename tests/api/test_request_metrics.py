@@ -40,9 +40,3 @@ def test_a_crash_is_counted_as_500(make_client: ClientFactory, dev: Path) -> Non
         assert response.status_code == 500
         assert response.json()["error"]["code"] == "internal_error"
         assert _count(raw, "/api/v1/enroll", 500) == 1.0
-
-
-def test_root_leads_to_the_docs(client: TestClient) -> None:
-    response = client.get("/", follow_redirects=False)
-    assert response.status_code == 307
-    assert response.headers["location"] == "/docs"
