@@ -159,3 +159,31 @@ def test_shipped_parameters_are_sane(params: GroupingParams, opencv_pool: Engine
     assert params.min_faces >= 2 and 0.3 < params.distance < opencv_pool.info.threshold
     with pytest.raises(ValueError):
         FaceGrouper(128, "cosine", GroupingParams(distance=0.5, min_faces=1))
+
+
+def test_a_stranger_seen_far_more_often_than_the_neighbour_lists_is_one_group(
+    faces: Faces, params: GroupingParams
+) -> None:
+    """Each person seen 3 x `neighbours` times in each of two looks (bursts of near-copies of two real photos):
+    every face's neighbour list fills with its own look's copies, so the links between the looks are never seen
+    there. The full regrouping must still make one group per person (it made one per look before)."""
+    names, vectors = faces
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    rng = np.random.default_rng(11)
+    bursts, who = [], []
+    for person in ("colin_powell", "george_w_bush"):
+        own = [i for i, n in enumerate(names) if n == person]
+        # The person's two photos nearest to each other: two looks within the grouping distance.
+        pairs = [(float(1.0 - unit[a] @ unit[b]), a, b) for a in own for b in own if a < b]
+        gap, a, b = min(pairs)
+        assert gap < params.distance
+        for look in (a, b):
+            bursts.append(unit[look] + rng.normal(0.0, 0.002, (3 * params.neighbours, unit.shape[1])))
+            who += [person] * (3 * params.neighbours)
+    copies = np.concatenate(bursts).astype(np.float32)
+    grouper = _grouper(params, copies)
+    grouper.regroup()
+    groups = _people(who, grouper.labels())
+    assert len(grouper.labels()) == len(who)  # every face grouped
+    assert sorted(next(iter(p)) for p in groups.values()) == ["colin_powell", "george_w_bush"]
+    assert all(len(p) == 1 for p in groups.values())
