@@ -36,7 +36,7 @@ from facegate.services import streams as streams_service
 from facegate.services import suggestions as suggestions_service
 from facegate.services.runtime import Runtime
 from facegate.services.telemetry import Telemetry
-from facegate.stream.manager import StreamManager, default_worker_id
+from facegate.stream.manager import StreamManager, default_worker_id, pipelines
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ async def _run_streams(app: FastAPI, rt: Runtime) -> AsyncIterator[None]:
     (FACEGATE_STREAMS__RUN_IN_SERVER=false) and this server only adds, lists and removes them."""
     manager = None
     if rt.settings.streams.run_in_server:
-        manager = StreamManager(rt, worker=f"server-{default_worker_id()}")
+        manager = StreamManager(rt, worker=f"server-{default_worker_id()}", runner=pipelines(rt))
         manager.start()
     app.state.streams = manager
     rt.telemetry.watch_streams(lambda: streams_service.telemetry(rt, manager))

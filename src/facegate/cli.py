@@ -164,18 +164,34 @@ def worker(
     worker_id: Annotated[
         str | None, typer.Option("--id", help="This worker's id among the workers (default: host-pid-random)")
     ] = None,
+    role: Annotated[
+        str,
+        typer.Option(
+            help="all: whole streams; ingest: read, sample and publish frames; recognize: the pipeline on them"
+        ),
+    ] = "all",
+    max_streams: Annotated[
+        int | None,
+        typer.Option(min=1, max=256, help="Streams this worker runs at most (FACEGATE_STREAMS__MAX_STREAMS)"),
+    ] = None,
 ) -> None:
     """Run video streams as one of several workers sharing them through NATS (FACEGATE_STREAMS__NATS_URL); a
     dead worker's streams are taken over by the others. Streams are added with POST /api/v1/streams on a server
-    (FACEGATE_STREAMS__RUN_IN_SERVER=false there) sharing this worker's store. Stops on SIGTERM or Ctrl-C."""
-    from facegate.stream.worker import run_worker
+    (FACEGATE_STREAMS__RUN_IN_SERVER=false there) sharing this worker's store. A split deployment runs ingest
+    and recognize workers (each stream's frames go from one to the other over NATS). Stops on SIGTERM or Ctrl-C."""
+    from facegate.stream.worker import ROLES, run_worker
 
     settings = _settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if worker_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", worker_id):
         raise typer.BadParameter("letters, digits, - and _ only (at most 100)", param_hint="--id")
+    chosen = next((r for r in ROLES if r == role), None)
+    if chosen is None:
+        raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
+    if max_streams is not None:
+        settings.streams = settings.streams.model_copy(update={"max_streams": max_streams})
     try:
-        run_worker(settings, worker_id)
+        run_worker(settings, worker_id, chosen)
     except FacegateError as exc:
         raise _fail(exc) from exc
 

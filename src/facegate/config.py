@@ -388,7 +388,8 @@ class StreamSettings(BaseModel):
     # --- Running many streams: the stream manager of `facegate serve` and of each `facegate worker`. ---
     # `facegate serve` runs every stream itself (the embedded default); false where `facegate worker`s run them.
     run_in_server: bool = True
-    # Streams one process runs at once (a thread each, sharing the process's engine pool); the rest wait.
+    # Streams one process runs at once (a thread each, sharing the process's engine pool); the rest wait. A
+    # `facegate worker` (`--max-streams`) tells the others its number: streams go only to workers with room.
     max_streams: int = Field(8, ge=1, le=256)
     # How often the store is read for added and removed streams, and each running stream's status written.
     poll_seconds: float = Field(1.0, gt=0.0, le=60.0)
@@ -402,6 +403,9 @@ class StreamSettings(BaseModel):
     nats_url: str | None = None
     workers_bucket: str = Field("facegate_workers", pattern=r"^[A-Za-z0-9_-]{1,100}$")
     worker_ttl_seconds: float = Field(3.0, ge=1.0, le=300.0)
+    # A split deployment (`facegate worker --role ingest` and `--role recognize`): ingest workers publish each
+    # sampled frame on core NATS as `<frames_prefix>.frames.<stream id>` (outside the events' prefix).
+    frames_prefix: str = Field("facegate", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=200)
 
 
 class SightingsSettings(BaseModel):

@@ -3,7 +3,9 @@ server that runs no streams itself (FACEGATE_STREAMS__RUN_IN_SERVER=false) adds 
 HTTP, two workers each run some of them, and when one is killed (SIGKILL, engine workers and all) the other takes
 over all three within TAKEOVER_SECONDS; a worker that joins takes its share, one that is stopped gives it back.
 The workers' events reach NATS JetStream: an `appeared` for lin_manuel_miranda, enrolled on the server. And the
-embedded default: `facegate serve` alone runs a stream added over HTTP, its `appeared` on the SSE feed."""
+embedded default: `facegate serve` alone runs a stream added over HTTP, its `appeared` on the SSE feed. And a
+split deployment: an ingest worker publishes a stream's frames over NATS, a recognize worker names him in them,
+and when that recognize worker is killed a second one takes the stream over."""
 
 from __future__ import annotations
 
@@ -48,8 +50,9 @@ async def _cleanup(bucket: str, events_stream: str) -> None:
     nc = await nats.connect(NATS_URL)
     try:
         js = nc.jetstream()
-        with contextlib.suppress(NotFoundError):
-            await js.delete_key_value(bucket)
+        for role_bucket in (bucket, f"{bucket}_ingest", f"{bucket}_recognize"):
+            with contextlib.suppress(NotFoundError):
+                await js.delete_key_value(role_bucket)
         with contextlib.suppress(NotFoundError):
             await js.delete_stream(events_stream)
     finally:
@@ -191,6 +194,76 @@ def test_two_workers_share_streams_and_take_over(
         lambda: [e for e in asyncio.run(_events(stream_name(prefix))) if e["type"] == "appeared"], 60, "appeared"
     )
     assert any(e["person_id"] == lin and e["stream"].startswith("stage-") for e in events), events
+
+
+def test_split_deployment_ingest_and_recognize_workers(
+    names: tuple[str, str], processes: Processes, tmp_path: Path, dev: Path
+) -> None:
+    """`facegate worker --role ingest` reads the looped clip and publishes its frames, `--role recognize` names
+    him in them (events on NATS, the stream's status written by the recognize worker with the ingest figures);
+    SIGKILLed, its stream goes to the other recognize worker, which names him again."""
+    bucket, prefix = names
+    env = child_env(
+        tmp_path / "data",
+        FACEGATE_ENGINE__TYPE="opencv",
+        FACEGATE_STREAMS__RUN_IN_SERVER="false",
+        FACEGATE_STREAMS__WORKERS_BUCKET=bucket,
+        FACEGATE_STREAMS__FRAMES_PREFIX=prefix.replace("workers", "frames"),
+        FACEGATE_EVENTS__TYPE="nats",
+        FACEGATE_EVENTS__URL=NATS_URL,
+        FACEGATE_EVENTS__PREFIX=prefix,
+    )
+    server = processes.start_server("server", env)
+    clip = str(dev / "video" / "short_hamilton_clip.mp4")
+    with server.client() as api:
+        enrolled = api.post(
+            "/api/v1/enroll",
+            files=[image_field(dev / "lin_manuel_miranda" / "1.png")],
+            data={"name": "Lin-Manuel Miranda"},
+        )
+        assert enrolled.status_code == 201, enrolled.text
+        lin = enrolled.json()["person"]["id"]
+        created = api.post("/api/v1/streams", json={"source": clip, "name": "stage", "loop": True})
+        assert created.status_code == 201, created.text
+        stream = created.json()["id"]
+        # Two recognize workers, the first of which ranks first for the stream (so it runs it while both live).
+        pairs = ((f"ra{n}", f"rb{n}") for n in itertools.count())
+        first, second = next((a, b) for a, b in pairs if owner(stream, (a, b)) == a)
+        processes.spawn("ingest", ["worker", "--role", "ingest", "--id", "in1"], env)
+        recognize_a, _ = processes.spawn("recognize-a", ["worker", "--role", "recognize", "--id", first], env)
+
+        def run_by(worker: str, after: datetime | None = None) -> dict[str, Any] | None:
+            item = api.get(f"/api/v1/streams/{stream}").json()
+            at = item["status_at"]
+            fresh = at is not None and (after is None or datetime.fromisoformat(at) > after)
+            # frames and fps are the source's as the ingest worker reads it (29.97 fps, played in real time).
+            ok = item["worker"] == worker and item["state"] == "running" and item["frames"] > 0 and fresh
+            return item if ok and item["fps"] > 10 else None
+
+        _wait(lambda: run_by(first), 120, "the recognize worker running the stream on the ingest worker's frames")
+
+        def appeared(after: datetime | None = None) -> list[dict[str, Any]]:
+            events = asyncio.run(_events(stream_name(prefix)))
+            return [
+                e
+                for e in events
+                if e["type"] == "appeared"
+                and e["person_id"] == lin
+                and e["stream"] == "stage"
+                and (after is None or datetime.fromisoformat(e["at"]) > after)
+            ]
+
+        _wait(appeared, 60, "an appeared for him from the split workers")
+
+        _, second_log = processes.spawn("recognize-b", ["worker", "--role", "recognize", "--id", second], env)
+        _wait(lambda: f"{first} (8), {second} (8)" in second_log.read_text(), 60, "the second recognize worker joined")
+        assert run_by(first) is not None  # the stream stays where it ranks first
+
+        processes.kill(recognize_a)  # SIGKILL: its heartbeat just stops
+        killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
+        _wait(lambda: run_by(second, after=killed_wall), TAKEOVER_SECONDS, "the second recognize worker taking over")
+        print(f"recognize takeover after SIGKILL: {time.monotonic() - killed_at:.1f} s")
+        _wait(lambda: appeared(after=killed_wall), 60, "an appeared for him from the worker that took over")
 
 
 def test_embedded_server_runs_a_stream_added_over_http(processes: Processes, tmp_path: Path, dev: Path) -> None:

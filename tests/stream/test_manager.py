@@ -15,7 +15,7 @@ from facegate.config import Settings, StreamSettings
 from facegate.services import streams as streams_service
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import StreamCreate
-from facegate.stream.manager import StreamManager
+from facegate.stream.manager import Share, StreamManager, pipelines
 from facegate.vision.pool import EnginePool
 
 
@@ -59,7 +59,7 @@ def _state(rt: Runtime, manager: StreamManager, stream_id: str) -> str:
 
 def test_slots_waiting_streams_and_removal(rt: Runtime, clip: str) -> None:
     ids = [_add(rt, name, clip) for name in ("a", "b", "c")]
-    manager = StreamManager(rt, worker="w1")
+    manager = StreamManager(rt, worker="w1", runner=pipelines(rt))
     manager.start()
     try:
         _wait(lambda: len(manager.running()) == 2)
@@ -78,14 +78,24 @@ def test_slots_waiting_streams_and_removal(rt: Runtime, clip: str) -> None:
 
 def test_ownership_decides_what_runs(rt: Runtime, clip: str) -> None:
     first, second = _add(rt, "a", clip), _add(rt, "b", clip)
-    mine = {first}
-    manager = StreamManager(rt, worker="w1", owns=lambda sid: sid in mine)
+    mine, unplaced = {first}, {second}
+    manager = StreamManager(
+        rt,
+        worker="w1",
+        runner=pipelines(rt),
+        share=lambda ids: Share(frozenset(i for i in ids if i in mine), frozenset(i for i in ids if i in unplaced)),
+    )
     manager.start()
     try:
         _wait(lambda: manager.running() == [first])
         time.sleep(0.5)
-        assert manager.running() == [first] and _state(rt, manager, second) == "pending"
+        assert manager.running() == [first]
+        # A stream no worker has room for: not run, reported as waiting by the worker that ranks first for it.
+        waiting = streams_service.get_stream(rt, second, manager)
+        assert (waiting.state, waiting.error) == ("waiting", "no worker has a free stream slot")
+        _wait(lambda: (row := rt.store.streams.get(second)) is not None and row.status is not None)
         mine.clear()
+        unplaced.clear()
         mine.add(second)  # membership changed: the worker is told
         manager.wake()
         _wait(lambda: manager.running() == [second], timeout=5)
@@ -96,7 +106,7 @@ def test_ownership_decides_what_runs(rt: Runtime, clip: str) -> None:
 
 def test_an_ended_file_stays_ended(rt: Runtime, clip: str) -> None:
     stream = _add(rt, "once", clip, loop=False)
-    manager = StreamManager(rt, worker="w1")
+    manager = StreamManager(rt, worker="w1", runner=pipelines(rt))
     manager.start()
     try:
         # 10 s of video played at its own pace.
@@ -112,7 +122,7 @@ def test_an_ended_file_stays_ended(rt: Runtime, clip: str) -> None:
 
 def test_a_failing_source_is_restarted_with_backoff(rt: Runtime, caplog: pytest.LogCaptureFixture) -> None:
     stream = _add(rt, "missing", "/nonexistent/clip.mp4")
-    manager = StreamManager(rt, worker="w1")
+    manager = StreamManager(rt, worker="w1", runner=pipelines(rt))
     caplog.set_level(logging.WARNING, logger="facegate.stream.manager")
     manager.start()
     try:

@@ -1,12 +1,13 @@
-"""Runs the pipelines of the streams this process owns, one thread each, and reports their status.
+"""Runs the streams this process owns, one thread each, and reports their status.
 
 A control thread looks at the store every `poll_seconds` (at once when woken: a stream added or removed here, the
 set of workers changed): it starts the streams it owns and is not running (at most `max_streams`; the rest wait),
 stops those removed or now owned by another worker, restarts a failed one after a backoff that doubles from
-`restart_initial_seconds` to `restart_max_seconds`, and writes every owned stream's status row every
-`status_seconds`, so any API replica can show it. An ended file (not looped) stays ended until the process
-restarts. Which streams a process owns is decided elsewhere (`owns`): all of them in the embedded server,
-a share in each `facegate worker` (stream.worker).
+`restart_initial_seconds` to `restart_max_seconds`, and reports every owned stream's status every
+`status_seconds` (a row in the store, so any API replica can show it). An ended file (not looped) stays ended
+until the process restarts. Which streams a process owns is decided elsewhere (`share`): all of them in the
+embedded server, a share in each `facegate worker` (stream.worker). What runs for a stream is decided elsewhere
+too (`runner`): the whole pipeline, or one half of it in a split deployment (stream.relay).
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from facegate.services import streams as streams_service
-from facegate.services.runtime import Runtime
+from facegate.services.runtime import Runtime, StoreRuntime
 from facegate.store.base import StreamRow, StreamStatus
-from facegate.stream.pipeline import Pipeline, StreamOptions
+from facegate.stream.pipeline import Pipeline, StreamOptions, StreamStats
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,50 @@ def default_worker_id() -> str:
     return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def _everything(stream_id: str) -> bool:
-    return True
+class StreamRunner(Protocol):
+    """What runs one stream in a thread: a `Pipeline`, or half of one (stream.relay)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def run(self, stop: threading.Event) -> None:
+        """Until the source ends or `stop` is set; raises when the source cannot be opened."""
+        ...
+
+    def stats(self) -> StreamStats: ...
+
+    def latest_frame(self) -> bytes | None: ...
+
+
+RunnerFactory = Callable[[StreamRow, StreamOptions], StreamRunner]
+
+
+def pipelines(rt: Runtime) -> RunnerFactory:
+    """The whole pipeline of each stream in this process (the embedded server, `facegate worker --role all`)."""
+
+    def start(row: StreamRow, options: StreamOptions) -> StreamRunner:
+        return Pipeline(rt, stream_id=row.id, name=row.name, source=row.source, options=options)
+
+    return start
+
+
+@dataclass(frozen=True)
+class Share:
+    """The streams a process runs, of the enabled ones, and those it reports as waiting because no worker has a
+    free slot for them (each reported by one worker)."""
+
+    run: frozenset[str]
+    waiting: frozenset[str] = frozenset()
+
+
+def _everything(stream_ids: Sequence[str]) -> Share:
+    return Share(frozenset(stream_ids))
 
 
 @dataclass
 class _Run:
     row: StreamRow
-    pipeline: Pipeline
+    pipeline: StreamRunner
     stop: threading.Event
     thread: threading.Thread
     started: float  # time.monotonic()
@@ -61,14 +98,26 @@ class StreamManager:
     """The streams of one process. `live_status`, `latest_frame` and `wake` may be called from any thread
     (it is the `LiveStreams` the HTTP API reads)."""
 
-    def __init__(self, rt: Runtime, *, worker: str, owns: Callable[[str], bool] = _everything) -> None:
+    def __init__(
+        self,
+        rt: StoreRuntime,
+        *,
+        worker: str,
+        runner: RunnerFactory,
+        share: Callable[[Sequence[str]], Share] = _everything,
+        report: Callable[[str, StreamStatus], bool] | None = None,
+    ) -> None:
+        """`share`: of the enabled streams' ids (oldest first), those this process runs. `report`: where each
+        stream's status goes (default: its row in the store); False when the stream is gone."""
         self.rt = rt
         self.worker = worker
-        self._owns = owns
+        self._runner = runner
+        self._share = share
+        self._report_status = report or (lambda sid, status: streams_service.report_status(self.rt, sid, status))
         self._settings = rt.settings.streams
         self._lock = threading.Lock()
         self._runs: dict[str, _Run] = {}
-        self._waiting: dict[str, StreamRow] = {}  # owned, but every slot is busy
+        self._waiting: dict[str, str] = {}  # stream id -> why it waits (not run here for want of a slot)
         self._stopping: list[_Run] = []  # stopped, their threads not yet finished
         self._wake = threading.Event()
         self._closed = threading.Event()
@@ -109,7 +158,7 @@ class StreamManager:
             if run is not None:
                 return self._status(run)
             if stream_id in self._waiting:
-                return self._waiting_status()
+                return self._waiting_status(self._waiting[stream_id])
         return None
 
     def latest_frame(self, stream_id: str) -> bytes | None:
@@ -136,8 +185,9 @@ class StreamManager:
             self._wake.clear()
 
     def _reconcile(self) -> None:
-        rows = self.rt.store.streams.list_streams()
-        wanted = {r.id: r for r in rows if r.enabled and self._owns(r.id)}
+        rows = [r for r in self.rt.store.streams.list_streams() if r.enabled]
+        share = self._share([r.id for r in rows])
+        wanted = {r.id: r for r in rows if r.id in share.run}
         now = time.monotonic()
         with self._lock:
             for sid, run in list(self._runs.items()):
@@ -149,12 +199,14 @@ class StreamManager:
                 if run.restart_at is not None and now >= run.restart_at:
                     log.info("stream %s: restarting after %.1f s", run.row.name, run.delay)
                     self._runs[sid] = self._start_locked(run.row, delay=run.delay)
-            self._waiting = {}
+            self._waiting = {sid: "no worker has a free stream slot" for sid in share.waiting}
             for sid, row in wanted.items():
                 if sid in self._runs:
                     continue
                 if self._active_locked() >= self._settings.max_streams:
-                    self._waiting[sid] = row
+                    self._waiting[sid] = (
+                        f"every one of this process's {self._settings.max_streams} stream slots is busy"
+                    )
                     continue
                 log.info("stream %s: starting (%s)", row.name, self.worker)
                 self._runs[sid] = self._start_locked(row, delay=0.0)
@@ -186,9 +238,7 @@ class StreamManager:
             log.warning("stream %s failed (%s); restarting in %.1f s", run.row.name, self._error(run), run.delay)
 
     def _start_locked(self, row: StreamRow, *, delay: float) -> _Run:
-        pipeline = Pipeline(
-            self.rt, stream_id=row.id, name=row.name, source=row.source, options=self._options(row.options)
-        )
+        pipeline = self._runner(row, self._options(row.options))
         stop = threading.Event()
         thread = threading.Thread(target=self._run, args=(row.id, pipeline, stop), name=f"stream-{row.name}"[:60])
         run = _Run(row=row, pipeline=pipeline, stop=stop, thread=thread, started=time.monotonic(), delay=delay)
@@ -204,7 +254,7 @@ class StreamManager:
         # A server plays a file at its frame rate, as a camera would deliver it.
         return StreamOptions.from_settings(self._settings, realtime=True, **overrides)
 
-    def _run(self, stream_id: str, pipeline: Pipeline, stop: threading.Event) -> None:
+    def _run(self, stream_id: str, pipeline: StreamRunner, stop: threading.Event) -> None:
         try:
             pipeline.run(stop)
         except Exception as exc:  # a source that cannot be opened, or a bug: the stream fails and is restarted
@@ -236,14 +286,14 @@ class StreamManager:
             at=datetime.now(UTC),
         )
 
-    def _waiting_status(self) -> StreamStatus:
+    def _waiting_status(self, why: str) -> StreamStatus:
         return StreamStatus(
             state="waiting",
             fps=0.0,
             lag_seconds=0.0,
             frames=0,
             dropped_frames=0,
-            error=f"every one of this process's {self._settings.max_streams} stream slots is busy",
+            error=why,
             tracks=[],
             worker=self.worker,
             at=datetime.now(UTC),
@@ -253,7 +303,7 @@ class StreamManager:
         self._reported = time.monotonic()
         with self._lock:
             statuses = {sid: self._status(run) for sid, run in self._runs.items()}
-            statuses.update({sid: self._waiting_status() for sid in self._waiting})
-        gone = [sid for sid, status in statuses.items() if not streams_service.report_status(self.rt, sid, status)]
+            statuses.update({sid: self._waiting_status(why) for sid, why in self._waiting.items()})
+        gone = [sid for sid, status in statuses.items() if not self._report_status(sid, status)]
         if gone:  # removed since the last look: stop them now rather than at the next poll
             self._wake.set()

@@ -31,7 +31,7 @@ from facegate.events.base import Event, EventType
 from facegate.services.identify import match_and_record, search_faces
 from facegate.services.runtime import Runtime
 from facegate.stream.identity import Decision, TrackIdentity
-from facegate.stream.sources import Frame, SourceError, SourceState, VideoSource, open_source
+from facegate.stream.sources import Frame, FrameSource, SourceError, SourceState, open_source
 from facegate.stream.tracker import FaceTracker
 from facegate.vision.analysis import ImageAnalysis
 from facegate.vision.engine import Box
@@ -127,7 +127,17 @@ class Pipeline:
     """One source's pipeline. `run(stop)` blocks until the source ends or `stop` is set; `stats()` and
     `latest_frame()` may be called from other threads meanwhile."""
 
-    def __init__(self, rt: Runtime, *, stream_id: str, name: str, source: str, options: StreamOptions) -> None:
+    def __init__(
+        self,
+        rt: Runtime,
+        *,
+        stream_id: str,
+        name: str,
+        source: str,
+        options: StreamOptions,
+        video: FrameSource | None = None,
+    ) -> None:
+        """`video`: frames from elsewhere (a recognize worker's relayed source) instead of opening `source`."""
         self.rt = rt
         self.stream_id = stream_id
         self.name = name
@@ -138,7 +148,8 @@ class Pipeline:
         self._lock = threading.Lock()
         self._state: SourceState = "starting"
         self._error: str | None = None
-        self._video: VideoSource | None = None
+        self._given = video
+        self._video: FrameSource | None = None
         self._tracks: dict[int, _Track] = {}  # tracker id -> track
         self._frames = 0
         self._analysed = 0
@@ -206,15 +217,7 @@ class Pipeline:
         """Raises SourceError when the source cannot be opened (stats() then says "failed" with the error)."""
         options = self.options
         try:
-            video = open_source(
-                self.source,
-                loop=options.loop,
-                realtime=options.realtime or None,
-                queue_size=options.queue_size,
-                open_timeout_seconds=options.open_timeout_seconds,
-                reconnect_initial_seconds=options.reconnect_initial_seconds,
-                reconnect_max_seconds=options.reconnect_max_seconds,
-            )
+            video = self._open()
         except SourceError as exc:
             with self._lock:
                 self._state, self._error = "failed", exc.message
@@ -264,6 +267,21 @@ class Pipeline:
                 else:
                     self._state = "ended"
 
+    def _open(self) -> FrameSource:
+        if self._given is not None:
+            self._given.open()
+            return self._given
+        options = self.options
+        return open_source(
+            self.source,
+            loop=options.loop,
+            realtime=options.realtime or None,
+            queue_size=options.queue_size,
+            open_timeout_seconds=options.open_timeout_seconds,
+            reconnect_initial_seconds=options.reconnect_initial_seconds,
+            reconnect_max_seconds=options.reconnect_max_seconds,
+        )
+
     def _submit(self, frame: Frame) -> _Pending | None:
         """Send a frame to the engine; None when the engine refused it (busy or restarting: the frame is lost,
         the stream goes on). Tracks that need no embedding now are passed as boxes to skip."""
@@ -289,7 +307,7 @@ class Pipeline:
         with self._lock:
             self._refused += 1
 
-    def _analyse(self, pending: _Pending, tracker: FaceTracker, video: VideoSource) -> None:
+    def _analyse(self, pending: _Pending, tracker: FaceTracker, video: FrameSource) -> None:
         options = self.options
         frame = pending.frame
         try:
@@ -358,7 +376,7 @@ class Pipeline:
             return True
         return track.identity.clearly_unknown(self._threshold)
 
-    def _adapt(self, cost: float, video: VideoSource) -> None:
+    def _adapt(self, cost: float, video: FrameSource) -> None:
         """On a live source, sample no faster than analysis keeps up with (within the configured bounds)."""
         self._cost = (1 - SMOOTHING) * self._cost + SMOOTHING * cost if self._cost else cost
         if not video.live:
@@ -366,7 +384,7 @@ class Pipeline:
         fastest, slowest = 1.0 / self.options.sample_fps, 1.0 / self.options.min_sample_fps
         self._interval = min(slowest, max(fastest, self._cost * HEADROOM))
 
-    def _wall(self, frame: Frame, video: VideoSource) -> datetime:
+    def _wall(self, frame: Frame, video: FrameSource) -> datetime:
         """When a frame was seen: its capture time for a live source, the run's start plus its media time for a
         file read at its own pace."""
         offset = frame.captured - self._started_mono if video.live else frame.ts

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Generic, Literal, Protocol, TypeVar, cast
 
 import cv2
 import numpy as np
@@ -31,6 +31,7 @@ SourceKind = Literal["file", "network", "camera"]
 SourceState = Literal["starting", "running", "reconnecting", "ended", "failed"]
 # Assumed when a source reports no frame rate (some cameras and streams).
 DEFAULT_FPS = 25.0
+T = TypeVar("T")
 
 
 class SourceError(Unprocessable):
@@ -47,7 +48,7 @@ class Frame:
     captured: float  # time.monotonic() when it was read
 
 
-class DropOldestQueue:
+class DropOldestQueue(Generic[T]):
     """A bounded frame queue. `put` either drops the oldest frame when full (live sources: counted in
     `dropped`) or waits for room (a file read at its own pace)."""
 
@@ -55,11 +56,11 @@ class DropOldestQueue:
         self.maxsize = maxsize
         self.drop_oldest = drop_oldest
         self.dropped = 0
-        self._items: deque[Frame] = deque()
+        self._items: deque[T] = deque()
         self._closed = False
         self._cond = threading.Condition()
 
-    def put(self, frame: Frame, stop: threading.Event) -> None:
+    def put(self, frame: T, stop: threading.Event) -> None:
         with self._cond:
             while len(self._items) >= self.maxsize:
                 if self.drop_oldest:
@@ -72,7 +73,7 @@ class DropOldestQueue:
             self._items.append(frame)
             self._cond.notify_all()
 
-    def get(self, timeout: float) -> Frame | None:
+    def get(self, timeout: float) -> T | None:
         """The oldest waiting frame; None after `timeout` seconds without one or once closed and empty."""
         with self._cond:
             deadline = time.monotonic() + timeout
@@ -121,6 +122,35 @@ def check_source(source: str) -> None:
         raise SourceError(f"No video file at {source!r}.", code="source_not_found")
 
 
+class FrameSource(Protocol):
+    """What a pipeline reads frames from: a `VideoSource` it opens itself, or frames another process decoded
+    (stream.relay.RelayedSource, in a `facegate worker --role recognize`). `frames` is iterated from one thread;
+    the rest may be read from any thread."""
+
+    @property
+    def state(self) -> SourceState: ...
+    @property
+    def error(self) -> str | None: ...
+    @property
+    def fps(self) -> float: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def live(self) -> bool: ...
+    @property
+    def dropped(self) -> int: ...
+
+    def open(self) -> None:
+        """Start reading; raises SourceError when the source cannot be opened."""
+        ...
+
+    def frames(self, stop: threading.Event) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
 class VideoSource:
     """One opened source. Iterate `frames(stop)` from one consumer thread; `state`, `fps`, `dropped` and
     `error` may be read from any thread."""
@@ -144,7 +174,7 @@ class VideoSource:
         self.open_timeout_seconds = open_timeout_seconds
         self.reconnect_initial_seconds = reconnect_initial_seconds
         self.reconnect_max_seconds = reconnect_max_seconds
-        self.queue = DropOldestQueue(queue_size, drop_oldest=self.realtime)
+        self.queue = DropOldestQueue[Frame](queue_size, drop_oldest=self.realtime)
         self.state: SourceState = "starting"
         self.error: str | None = None
         self.reconnects = 0  # times a dropped network source or camera was opened again
