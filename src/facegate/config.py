@@ -317,6 +317,8 @@ class EventsSettings(BaseModel):
     webhook_secret: SecretStr | None = None
     # Events kept per subscriber (an SSE connection) before its oldest are dropped.
     queue_size: int = Field(256, ge=1)
+    # The newest events kept in memory for a reconnecting SSE client (`Last-Event-ID`) to catch up on.
+    replay_size: int = Field(1000, ge=0, le=1_000_000)
     # Events waiting per publisher (the broker, each webhook) while it is slow or unreachable; beyond it the
     # oldest are dropped.
     publish_queue: int = Field(1000, ge=1)

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
+import redis
 import uvicorn
 from fastapi.testclient import TestClient
 
@@ -23,7 +24,9 @@ from facegate.api import events as events_api
 from facegate.app import create_app
 from facegate.config import Settings
 from facegate.events.base import Event
-from facegate.events.nats_jetstream import stream_name
+from facegate.events.bus import Relay
+from facegate.events.nats_jetstream import NatsRelay, stream_name
+from facegate.events.redis_streams import RedisRelay
 from facegate.services import keys as keys_service
 from facegate.services.runtime import Runtime
 from facegate.vision.pool import EnginePool
@@ -141,6 +144,51 @@ def test_types_filter_and_limit(served: Served) -> None:
             stream.next_message()  # the limit ends the stream
 
 
+def test_reconnecting_with_last_event_id_replays_what_was_missed(served: Served) -> None:
+    sent = [appeared(track=track) for track in range(3)]
+    for event in sent:
+        served.rt.events.publish(event)
+    headers = {"X-API-Key": served.read_key, "Last-Event-ID": sent[0].id}
+    with (
+        httpx.Client(base_url=served.url, headers=headers, timeout=10) as client,
+        client.stream("GET", "/api/v1/events") as response,
+    ):
+        assert response.status_code == 200
+        stream = Stream(response)
+        replayed = [stream.next_message(), stream.next_message()]
+        assert [(m["event"], m["id"], json.loads(m["data"])) for m in replayed] == [
+            ("appeared", e.id, e.body()) for e in sent[1:]
+        ]
+        live = Event("updated", appeared(track=2, person_id=None, name=None).data)
+        served.rt.events.publish(live)
+        message = stream.next_message()
+        assert (message["event"], message["id"], json.loads(message["data"])) == ("updated", live.id, live.body())
+        assert stream.comments == ["facegate events"]  # no gap: nothing was missed
+
+
+def test_an_id_no_longer_kept_starts_with_a_gap_then_every_kept_event(served: Served) -> None:
+    sent = [appeared(track=track) for track in range(2)] + [Event("left", appeared(track=0).data)]
+    for event in sent:
+        served.rt.events.publish(event)
+    headers = {"X-API-Key": served.read_key, "Last-Event-ID": uuid.uuid4().hex}
+    with (
+        httpx.Client(base_url=served.url, headers=headers, timeout=10) as client,
+        client.stream("GET", "/api/v1/events", params={"types": "left"}) as response,
+    ):
+        stream = Stream(response)
+        gap = stream.next_message()
+        assert "id" not in gap  # the client's last event id stays a real event's
+        assert (gap["event"], json.loads(gap["data"])) == (
+            "gap",
+            {"last_event_id": headers["Last-Event-ID"], "replayed": 1},
+        )
+        kept = stream.next_message()  # the filter applies to the replay too
+        assert (kept["event"], kept["id"]) == ("left", sent[2].id)
+    with httpx.Client(base_url=served.url, timeout=10) as client:
+        too_long = client.get("/api/v1/events", headers={"X-API-Key": served.read_key, "Last-Event-ID": "x" * 65})
+        assert too_long.status_code == 422
+
+
 def test_keepalive_and_max_seconds(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events_api, "KEEPALIVE_SECONDS", 0.2)
     with (
@@ -193,17 +241,29 @@ def test_bounded_stream_through_the_asgi_test_client(served: Served) -> None:
     assert answer.text == ": facegate events\n\n"
 
 
-NATS_PREFIX = f"facegate.test{uuid.uuid4().hex[:10]}"
+PREFIX = f"facegate.test{uuid.uuid4().hex[:10]}"
 
 
-@pytest.mark.parametrize("served", [{"type": "nats", "prefix": NATS_PREFIX}], indirect=True)
+def _following(relay: Relay | None) -> bool:
+    if isinstance(relay, NatsRelay):
+        return relay._nc is not None and relay._nc.is_connected
+    return isinstance(relay, RedisRelay) and relay.following.is_set()
+
+
+@pytest.mark.parametrize(
+    "served",
+    [{"type": "nats", "prefix": PREFIX}, {"type": "redis", "prefix": PREFIX}],
+    indirect=True,
+    ids=["nats", "redis"],
+)
 def test_events_of_a_worker_process_reach_the_server_stream(
     served: Served, tmp_path: Path, opencv_pool: EnginePool
 ) -> None:
-    """With NATS, a `facegate worker` (here a second runtime publishing to the same prefix) is heard on the
-    server's /api/v1/events."""
+    """With NATS or Redis, a `facegate worker` (here a second runtime publishing to the same prefix) is heard on
+    the server's /api/v1/events, once."""
+    broker = served.rt.settings.events.type
     worker = Runtime(
-        Settings(data_dir=tmp_path / "worker", workers=2, events={"type": "nats", "prefix": NATS_PREFIX}),
+        Settings(data_dir=tmp_path / "worker", workers=2, events={"type": broker, "prefix": PREFIX}),
         engine=opencv_pool,
     )
     worker.open()
@@ -214,17 +274,24 @@ def test_events_of_a_worker_process_reach_the_server_stream(
         ):
             stream = Stream(response)
             stream.wait_open()
-            relay = served.rt.events._relay
-            assert relay is not None
-            assert wait_for(lambda: getattr(relay, "_nc", None) is not None and relay._nc.is_connected)  # type: ignore[attr-defined]
+            assert wait_for(lambda: _following(served.rt.events._relay))
             time.sleep(0.2)
             sent = appeared(track=5)
             worker.events.publish(sent)
             message = stream.next_message()
             assert (message["event"], message["id"], json.loads(message["data"])) == ("appeared", sent.id, sent.body())
+            own = appeared(track=6)  # the server's own, echoed by the broker: shown once
+            served.rt.events.publish(own)
+            assert stream.next_message()["id"] == own.id
+            last = appeared(track=7)
+            worker.events.publish(last)
+            assert stream.next_message()["id"] == last.id
     finally:
         worker.close()
-        asyncio.run(_delete_stream(stream_name(NATS_PREFIX)))
+        if broker == "nats":
+            asyncio.run(_delete_stream(stream_name(PREFIX)))
+        else:
+            redis.Redis.from_url("redis://127.0.0.1:6379/0").delete(PREFIX)
 
 
 async def _delete_stream(name: str) -> None:

@@ -103,6 +103,10 @@ def test_every_operation_declares_the_statuses_of_its_route_kind(app: FastAPI, d
         ("get", "/api/v1/telemetry", {200, 401, 403, 429}),
         ("get", "/health", {200}),
         ("get", "/ready", {200, 503}),
+        # The live frame comes from the process's memory, never the blob store: no 503.
+        ("get", "/api/v1/streams/{stream_id}/frame", {200, 400, 401, 403, 404, 422, 429}),
+        ("get", "/api/v1/matches/{match_id}/crop", {200, 401, 403, 404, 422, 429, 503}),
+        ("patch", "/api/v1/streams/{stream_id}", {200, 400, 401, 403, 404, 413, 422, 429}),
     ],
 )
 def test_statuses_of_some_operations_exactly(doc: dict[str, Any], method: str, path: str, statuses: set[int]) -> None:

@@ -100,6 +100,40 @@ def test_enrolled_person_appears_in_the_event_hub(
     assert shown["state"] in ("running", "ended")
 
 
+def test_disabled_stream_stops_is_listed_disabled_and_runs_again_when_enabled(
+    client: TestClient, runtime: Runtime, hamilton: str
+) -> None:
+    stream = client.post("/api/v1/streams", json={"source": hamilton, "name": "stage", "loop": True}).json()
+    assert stream["enabled"] is True
+    _wait(lambda: _manager(client).running() == [stream["id"]])
+
+    response = client.patch(f"/api/v1/streams/{stream['id']}", json={"enabled": False})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["enabled"], body["state"], body["tracks"], body["fps"]) == (False, "disabled", [], 0.0)
+    _wait(lambda: not _manager(client).running(), timeout=10)
+    [listed] = client.get("/api/v1/streams").json()["items"]
+    assert (listed["id"], listed["state"], listed["enabled"]) == (stream["id"], "disabled", False)
+    assert runtime.store.streams.get(stream["id"]).enabled is False  # type: ignore[union-attr]
+    time.sleep(1.5)  # the manager's next looks leave it stopped
+    assert not _manager(client).running()
+
+    enabled = client.patch(f"/api/v1/streams/{stream['id']}", json={"enabled": True})
+    assert enabled.status_code == 200 and enabled.json()["enabled"] is True
+    _wait(lambda: _manager(client).running() == [stream["id"]])
+    _wait(lambda: client.get(f"/api/v1/streams/{stream['id']}").json()["state"] == "running")
+    actions = [e["action"] for e in client.get("/api/v1/audit").json()["items"]]
+    assert {"stream_disabled", "stream_enabled"} <= set(actions)
+
+
+@pytest.mark.parametrize("body", [{}, {"enabled": "no"}, {"enabled": None}, {"enabled": 0}, {"enabled": True, "x": 1}])
+def test_bad_patch_bodies_are_422_and_change_nothing(client: TestClient, body: dict[str, Any]) -> None:
+    stream = client.post("/api/v1/streams", json={"source": "rtsp://127.0.0.1:9/x", "name": "cam"}).json()
+    response = client.patch(f"/api/v1/streams/{stream['id']}", json=body)
+    assert response.status_code == 422, response.text
+    assert client.get(f"/api/v1/streams/{stream['id']}").json()["enabled"] is True
+
+
 def test_name_clash_is_409_and_stores_nothing(client: TestClient) -> None:
     assert client.post("/api/v1/streams", json={"source": "rtsp://127.0.0.1:9/x", "name": "cam"}).status_code == 201
     clash = client.post("/api/v1/streams", json={"source": "0", "name": "cam"})
@@ -128,19 +162,22 @@ def test_bad_bodies_are_422(client: TestClient, body: dict[str, Any], code: str 
     assert client.get("/api/v1/streams").json() == {"items": []}
 
 
-@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("DELETE", ""), ("GET", "/frame")])
+@pytest.mark.parametrize(("method", "suffix"), [("GET", ""), ("DELETE", ""), ("GET", "/frame"), ("PATCH", "")])
 def test_unknown_stream_is_404(client: TestClient, method: str, suffix: str) -> None:
-    response = client.request(method, f"/api/v1/streams/{UNKNOWN_ID}{suffix}")
+    body = {"enabled": False} if method == "PATCH" else None
+    response = client.request(method, f"/api/v1/streams/{UNKNOWN_ID}{suffix}", json=body)
     assert response.status_code == 404 and response.json()["error"]["code"] == "stream_not_found"
 
 
-def test_read_key_lists_but_cannot_add_or_remove(client: TestClient, runtime: Runtime) -> None:
+def test_read_key_lists_but_cannot_add_change_or_remove(client: TestClient, runtime: Runtime) -> None:
     stream = client.post("/api/v1/streams", json={"source": "rtsp://127.0.0.1:9/x", "name": "cam"}).json()
     read = {"X-API-Key": keys_service.create_key(runtime, name="r", scopes=["read"]).secret}
     assert client.get("/api/v1/streams", headers=read).status_code == 200
     assert client.get(f"/api/v1/streams/{stream['id']}", headers=read).status_code == 200
     assert client.post("/api/v1/streams", json={"source": "0", "name": "y"}, headers=read).status_code == 403
     assert client.delete(f"/api/v1/streams/{stream['id']}", headers=read).status_code == 403
+    refused = client.patch(f"/api/v1/streams/{stream['id']}", json={"enabled": False}, headers=read)
+    assert refused.status_code == 403 and runtime.store.streams.get(stream["id"]).enabled  # type: ignore[union-attr]
 
 
 def test_unreachable_source_fails_and_is_retried(client: TestClient) -> None:

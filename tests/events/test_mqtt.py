@@ -67,20 +67,25 @@ def test_events_reach_a_subscriber(make_runtime: RuntimeFactory, prefix: str, ba
         rt = make_runtime(type="mqtt", url=URL, prefix=prefix)
         online = subscriber.next()
         assert (online.topic, online.payload, online.retain) == (f"{base}/availability", b"online", False)
-        sent = [appeared(track=1), Event("left", appeared(track=1).data)]
+        sent = [
+            appeared(track=1),
+            Event("updated", appeared(track=1, person_id=None, name=None).data),
+            Event("left", appeared(track=1).data),
+        ]
         for event in sent:
             rt.events.publish(event)
-        received = [subscriber.next(), subscriber.next()]
-        assert [m.topic for m in received] == [f"{base}/appeared", f"{base}/left"]
+        received = [subscriber.next(), subscriber.next(), subscriber.next()]
+        assert [m.topic for m in received] == [f"{base}/appeared", f"{base}/updated", f"{base}/left"]
         assert all(m.qos == 1 and not m.retain for m in received)
         assert_track_event(json.loads(received[0].payload), sent[0])
-        assert json.loads(received[1].payload) == sent[1].body()
+        assert_track_event(json.loads(received[1].payload), sent[1])
+        assert json.loads(received[2].payload) == sent[2].body()
         rt.close()
         offline = subscriber.next()
         assert (offline.topic, offline.payload) == (f"{base}/availability", b"offline")
     finally:
         subscriber.close()
-    assert rt.events.stats()[1].published == 2
+    assert rt.events.stats()[1].published == 3
 
 
 def test_availability_is_retained(make_runtime: RuntimeFactory, prefix: str, base: str) -> None:

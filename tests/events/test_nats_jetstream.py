@@ -66,17 +66,22 @@ def test_subject_filters() -> None:
 
 def test_events_are_stored_by_jetstream(make_runtime: RuntimeFactory, prefix: str, stream: str) -> None:
     rt = make_runtime(type="nats", url=URL, prefix=prefix)
-    sent = [appeared(track=1), Event("left", appeared(track=1).data)]
+    sent = [
+        appeared(track=1),
+        Event("updated", appeared(track=1, person_id=None, name=None).data),
+        Event("left", appeared(track=1).data),
+    ]
     for event in sent:
         rt.events.publish(event)
     rt.close()
     messages = asyncio.run(_stored(stream))
-    assert [m.subject for m in messages] == [f"{prefix}.appeared", f"{prefix}.left"]
+    assert [m.subject for m in messages] == [f"{prefix}.appeared", f"{prefix}.updated", f"{prefix}.left"]
     for message, event in zip(messages, sent, strict=True):
         assert json.loads(message.data) == event.body()
         assert message.headers["Nats-Msg-Id"] == event.id
     assert_track_event(json.loads(messages[0].data), sent[0])
-    assert rt.events.stats()[1].published == 2
+    assert_track_event(json.loads(messages[1].data), sent[1])
+    assert rt.events.stats()[1].published == 3
 
 
 def test_a_live_subscriber_gets_them(make_runtime: RuntimeFactory, prefix: str, stream: str) -> None:

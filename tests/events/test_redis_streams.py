@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from facegate.events.base import Event
+from facegate.events.redis_streams import RedisRelay
 from tests.events.conftest import RuntimeFactory, appeared, assert_track_event, free_port, wait_for
 
 URL = "redis://127.0.0.1:6379/0"
@@ -28,20 +29,21 @@ def client(prefix: str) -> Iterator[redis.Redis]:
 
 def test_events_arrive_in_one_stream_in_order(make_runtime: RuntimeFactory, prefix: str, client: redis.Redis) -> None:
     rt = make_runtime(type="redis", url=URL, prefix=prefix)
-    sent = [appeared(track=1), Event("left", appeared(track=1).data), Event("unknown_person_recurring", {
+    sent = [appeared(track=1), Event("updated", appeared(track=1).data), Event("left", appeared(track=1).data),
+        Event("unknown_person_recurring", {
         "suggestion_id": 4, "size": 3, "sightings": 5, "first_seen": "2026-12-03T08:00:00+00:00",
         "last_seen": "2026-12-03T09:00:00+00:00"})]  # fmt: skip
     for event in sent:
         rt.events.publish(event)
     rt.close()  # flushes
     entries = client.xrange(prefix)
-    assert len(entries) == 3
+    assert len(entries) == 4
     for (_, fields), event in zip(entries, sent, strict=True):
         assert fields[b"type"].decode() == event.type
         assert fields[b"id"].decode() == event.id
         assert json.loads(fields[b"data"]) == event.body()
     assert_track_event(json.loads(entries[0][1][b"data"]), sent[0])
-    assert rt.events.stats()[1].published == 3
+    assert rt.events.stats()[1].published == 4
 
 
 def test_the_stream_is_trimmed(make_runtime: RuntimeFactory, prefix: str, client: redis.Redis) -> None:
@@ -104,3 +106,37 @@ def _pings(url: str) -> bool:
             return bool(c.ping())
     except redis.exceptions.ConnectionError:
         return False
+
+
+def test_a_server_follows_what_other_processes_publish(
+    make_runtime: RuntimeFactory, prefix: str, client: redis.Redis
+) -> None:
+    """A server (its SSE) sees the events a `facegate worker` appends to the stream, its own once, and skips an
+    entry that is no facegate event."""
+    server = make_runtime(type="redis", url=URL, prefix=prefix)
+    worker = make_runtime(type="redis", url=URL, prefix=prefix)
+    before = appeared(track=0)  # in the stream before the server follows it: not relayed
+    worker.events.publish(before)
+    assert wait_for(lambda: client.xlen(prefix) == 1)
+    with server.events.hub.subscribe() as subscription:
+        server.events.follow_broker()
+        relay = server.events._relay
+        assert isinstance(relay, RedisRelay)
+        assert relay.following.wait(10)
+        from_worker = appeared(track=1)
+        worker.events.publish(from_worker)
+        received = subscription.get(10)
+        assert received is not None
+        assert (received.id, received.body()) == (from_worker.id, from_worker.body())
+        client.xadd(prefix, {"type": "appeared", "id": "x", "data": b"not json"})
+        own = appeared(track=2)
+        server.events.publish(own)
+        assert subscription.get(5) == own
+        last = appeared(track=3)
+        worker.events.publish(last)
+        received = subscription.get(10)
+        assert received is not None and received.id == last.id  # the echo of `own` and the bad entry skipped
+        assert subscription.get(0.5) is None
+    worker.close()
+    server.close()
+    assert not relay._thread.is_alive()

@@ -25,10 +25,15 @@ def test_signature_is_hmac_sha256_of_the_body() -> None:
 
 def test_signed_deliveries_from_a_runtime(make_runtime: RuntimeFactory, receiver: Receiver) -> None:
     rt = make_runtime(webhooks=[receiver.url], webhook_secret=SECRET)
-    sent = [appeared(track=1), Event("left", {**appeared(track=1).data}), appeared(track=2)]
+    sent = [
+        appeared(track=1),
+        Event("updated", appeared(track=1, person_id=None, name=None).data),
+        Event("left", {**appeared(track=1).data}),
+        appeared(track=2),
+    ]
     for event in sent:
         rt.events.publish(event)
-    assert wait_for(lambda: len(receiver.received()) == 3)
+    assert wait_for(lambda: len(receiver.received()) == 4)
     for delivery, event in zip(receiver.received(), sent, strict=True):
         assert delivery.headers["content-type"] == "application/json"
         assert delivery.headers["x-facegate-event"] == event.type
@@ -37,7 +42,7 @@ def test_signed_deliveries_from_a_runtime(make_runtime: RuntimeFactory, receiver
         assert not verify("another secret", delivery.body, delivery.headers["x-facegate-signature"])
         assert_track_event(delivery.json(), event)
     stats = {s.backend: s for s in rt.events.stats()}
-    assert (stats["webhook"].published, stats["webhook"].failed, stats["webhook"].dropped) == (3, 0, 0)
+    assert (stats["webhook"].published, stats["webhook"].failed, stats["webhook"].dropped) == (4, 0, 0)
 
 
 def test_a_receiver_failing_twice_gets_the_event_on_retry(make_runtime: RuntimeFactory, receiver: Receiver) -> None:

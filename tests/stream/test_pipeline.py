@@ -1,16 +1,21 @@
-"""stream.pipeline on the real dev clips: one `appeared` and one `left` per track, the identity voted over
-frames, one match-history row per track (with its snapshot), stats and the latest frame."""
+"""stream.pipeline on the real dev clips: one `appeared` and one `left` per track (and `updated` when the vote
+changes who it is), the identity voted over frames, one match-history row per track (with its snapshot, written
+at `appeared` and rewritten in place), stats and the latest frame."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from facegate.events.base import Event
 from facegate.services import enroll as enroll_service
+from facegate.services import people as people_service
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import Upload
 from facegate.store.base import MatchFilter
@@ -25,8 +30,15 @@ def enroll(rt: Runtime, photo: Path, name: str) -> str:
 
 
 def run(
-    rt: Runtime, source: Path | str, *, name: str = "cam", stop: threading.Event | None = None, **options: object
+    rt: Runtime,
+    source: Path | str,
+    *,
+    name: str = "cam",
+    stop: threading.Event | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    **options: object,
 ) -> tuple[Pipeline, list[dict[str, object]]]:
+    """`on_event`: called with each event on the pipeline's thread as it is published (the pipeline waits)."""
     pipeline = Pipeline(
         rt,
         stream_id=f"id-{name}",
@@ -34,22 +46,44 @@ def run(
         source=str(source),
         options=StreamOptions.from_settings(rt.settings.streams, **options),
     )
-    with rt.events.hub.subscribe() as events:
+
+    def deliver() -> None:
+        while on_event is not None and (event := spy.get(0)) is not None:
+            on_event(event)
+
+    with rt.events.hub.subscribe() as events, rt.events.hub.subscribe(deliver) as spy:
         pipeline.run(stop or threading.Event())
         bodies = [e.body() for e in iter(lambda: events.get(0), None) if isinstance(e, Event)]
     return pipeline, bodies
 
 
 def check_one_pair_per_track(bodies: list[dict[str, object]]) -> dict[str, dict[str, object]]:
-    """Every announced track left exactly once, after it appeared; returns the `left` events by track."""
+    """Every announced track left exactly once, after it appeared and any `updated`; each event of a track says
+    who the previous one did not, `left` the last said; all carry the track's one history row. Returns the
+    `left` events by track."""
     appeared = [b["track"] for b in bodies if b["type"] == "appeared"]
     left = [b["track"] for b in bodies if b["type"] == "left"]
     assert len(appeared) == len(set(appeared))
     assert sorted(appeared) == sorted(left)
     for track in appeared:
-        order = [b["type"] for b in bodies if b["track"] == track]
-        assert order == ["appeared", "left"]
+        events = [b for b in bodies if b["track"] == track]
+        order = [b["type"] for b in events]
+        assert order == ["appeared", *["updated"] * (len(order) - 2), "left"], order
+        said = [b["person_id"] for b in events]
+        assert all(a != b for a, b in itertools.pairwise(said[:-1])), said
+        assert said[-1] == said[-2], said
+        match_ids = {b["match_id"] for b in events}
+        assert len(match_ids) == 1 and isinstance(events[0]["match_id"], int), events
     return {str(b["track"]): b for b in bodies if b["type"] == "left"}
+
+
+def check_crops(rt: Runtime) -> None:
+    """Every crop file is a history row's, every row's crop is there, and no blob write is left pending."""
+    root = rt.settings.blob_path
+    files = {p.relative_to(root).as_posix() for p in (root / "crops").rglob("*.jpg")}
+    rows, _ = rt.store.list_matches(MatchFilter(), limit=1000, offset=0)
+    assert files == {r.crop_key for r in rows}
+    assert rt.store.pending_blobs(datetime.now(UTC) + timedelta(days=1)) == []
 
 
 def test_hamilton_names_lin_manuel_miranda_once_per_track(runtime: Runtime, dev: Path) -> None:
@@ -63,7 +97,7 @@ def test_hamilton_names_lin_manuel_miranda_once_per_track(runtime: Runtime, dev:
     assert isinstance(first["distance"], float) and first["distance"] <= runtime.engine.info.threshold
     assert isinstance(first["confidence"], float) and 0.5 <= first["confidence"] <= 1.0
     assert set(first["box"]) == {"left", "top", "width", "height"}  # type: ignore[arg-type]
-    assert first["match_id"] is None and first["first_seen"] <= first["last_seen"]  # type: ignore[operator]
+    assert isinstance(first["match_id"], int) and first["first_seen"] <= first["last_seen"]  # type: ignore[operator]
     # Nobody else is enrolled: every other named track is him too.
     assert {b["person_id"] for b in bodies} <= {lin, None}
 
@@ -79,6 +113,7 @@ def test_hamilton_names_lin_manuel_miranda_once_per_track(runtime: Runtime, dev:
         assert row.person_id == body["person_id"]
         assert row.crop_key is not None and runtime.blobs.get(row.crop_key)[:2] == b"\xff\xd8"  # the snapshot
     assert any(r.person_id == lin for r in video_rows)
+    check_crops(runtime)
 
     stats = pipeline.stats()
     assert stats.state == "ended" and stats.error is None
@@ -87,6 +122,64 @@ def test_hamilton_names_lin_manuel_miranda_once_per_track(runtime: Runtime, dev:
     assert stats.tracks == []  # all left at the end
     jpeg = pipeline.latest_frame()
     assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
+
+
+def test_a_track_named_after_it_appeared_is_updated_in_its_one_row(runtime: Runtime, dev: Path) -> None:
+    """Nobody is enrolled when the first track is announced; Lin-Manuel Miranda is enrolled right then. His
+    track, announced as unknown, is named by the vote over its later frames: `updated` says so with the track's
+    match_id, `left` too, and the track's one history row now names him, its crop replaced by the best frame's
+    without a stray file."""
+    enrolled: list[str] = []
+
+    def enroll_him_at_the_first_event(event: Event) -> None:
+        if not enrolled:
+            enrolled.append(enroll(runtime, dev / "lin_manuel_miranda" / "1.png", "Lin-Manuel Miranda"))
+
+    _, bodies = run(
+        runtime,
+        dev / "video" / "short_hamilton_clip.mp4",
+        name="stage",
+        on_event=enroll_him_at_the_first_event,
+        reembed_seconds=0.0,  # every analysed frame votes, so his later frames outnumber the first ones
+    )
+    [lin] = enrolled
+    assert (bodies[0]["type"], bodies[0]["person_id"]) == ("appeared", None)
+    left = check_one_pair_per_track(bodies)
+    [updated] = [b for b in bodies if b["type"] == "updated"]
+    his = [b for b in bodies if b["track"] == updated["track"]]
+    assert [(b["type"], b["person_id"], b["name"]) for b in his] == [
+        ("appeared", None, None),
+        ("updated", lin, "Lin-Manuel Miranda"),
+        ("left", lin, "Lin-Manuel Miranda"),
+    ]
+    assert isinstance(updated["distance"], float) and updated["distance"] <= runtime.engine.info.threshold
+    row = runtime.store.get_match(his[0]["match_id"])  # type: ignore[arg-type]
+    assert row is not None and (row.person_id, row.request_id) == (lin, updated["track"])
+    assert row.distance == his[-1]["distance"]
+    rows, total = runtime.store.list_matches(MatchFilter(), limit=100, offset=0)
+    assert total == len(left) and {r.request_id for r in rows} == set(left)
+    check_crops(runtime)
+
+
+def test_a_person_deleted_while_in_view_leaves_one_unknown_row(runtime: Runtime, dev: Path) -> None:
+    """His row goes with him (history follows the person); the track still leaves with one row, unknown."""
+    lin = enroll(runtime, dev / "lin_manuel_miranda" / "1.png", "Lin-Manuel Miranda")
+    deleted: list[object] = []  # his track
+
+    def delete_him_once_named(event: Event) -> None:
+        if not deleted and event.type == "appeared" and event.data["person_id"] == lin:
+            deleted.append(event.data["track"])
+            people_service.delete_person(runtime, lin)
+
+    _, bodies = run(runtime, dev / "video" / "short_hamilton_clip.mp4", name="stage", on_event=delete_him_once_named)
+    [track] = deleted
+    of_track = [b for b in bodies if b["track"] == track]
+    assert (of_track[-1]["type"], of_track[-1]["person_id"]) == ("left", None)
+    assert [b for b in bodies if b["type"] != "appeared" and b["person_id"] == lin] == []
+    rows, _ = runtime.store.list_matches(MatchFilter(), limit=100, offset=0)
+    [row] = [r for r in rows if r.request_id == track]
+    assert row.person_id is None and row.id == of_track[-1]["match_id"]
+    check_crops(runtime)
 
 
 @pytest.mark.slow

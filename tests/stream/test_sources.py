@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
+from facegate.services.streams import URL_SCHEMES
+from facegate.services.streams import check_source as check_stream_source
 from facegate.stream.sources import DropOldestQueue, Frame, SourceError, open_source, source_kind
 
 CROWD_FRAMES = 105  # video.csv
@@ -60,6 +62,14 @@ def test_kinds_of_sources() -> None:
     assert source_kind("rtsp://cam.local/stream") == "network"
     assert source_kind("HTTP://cam.local/video.mjpg") == "network"
     assert source_kind("/videos/door.mp4") == "file"
+
+
+def test_every_scheme_the_streams_api_accepts_is_read_as_a_network_source() -> None:
+    """One list of live-video schemes (services.streams.URL_SCHEMES) for the API's check and the reader."""
+    for scheme in URL_SCHEMES:
+        source = f"{scheme}://cam.local/stream"
+        assert check_stream_source(source) == source
+        assert source_kind(source) == "network"
 
 
 def test_a_file_gives_every_frame_with_media_timestamps(dev: Path) -> None:

@@ -76,6 +76,8 @@ DECLARED: dict[str, set[Kind]] = {
     "reject_match": {Kind.CONFLICT},
     "split_person": {Kind.REFERENCE, Kind.CONFLICT},
     "enroll_suggestion": {Kind.ENGINE, Kind.FACE_REQUIRED, Kind.REFERENCE, Kind.CONFLICT},
+    "face_image": {Kind.STORED_IMAGE},
+    "match_crop": {Kind.STORED_IMAGE},
     "ready": {Kind.READINESS},
 }
 
@@ -130,6 +132,7 @@ LINKS: dict[tuple[str, int], dict[str, tuple[str, dict[str, str]]]] = {
     ("create_stream", 201): {
         "GetStream": ("get_stream", {"stream_id": "$response.body#/id"}),
         "StreamFrame": ("stream_frame", {"stream_id": "$response.body#/id"}),
+        "UpdateStream": ("update_stream", {"stream_id": "$response.body#/id"}),
         "DeleteStream": ("delete_stream", {"stream_id": "$response.body#/id"}),
     },
 }
@@ -265,9 +268,6 @@ def route_kinds(route: APIRoute, settings: Settings) -> set[Kind]:
         kinds.add(Kind.TEXT)
     if upload_fields(route):
         kinds |= {Kind.UPLOAD, Kind.ENGINE}
-    success = route.responses.get(200, {}).get("content", {})
-    if any(media_type.startswith("image/") for media_type in success):
-        kinds.add(Kind.STORED_IMAGE)
     return kinds
 
 

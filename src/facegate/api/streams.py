@@ -1,4 +1,5 @@
-"""Video streams: add (admin), list and show with live status (read), remove (admin), and the latest frame."""
+"""Video streams: add, enable or disable, remove (admin); list and show with live status, the latest frame
+(read)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from facegate.api.auth import AdminKey, ReadKey
 from facegate.api.deps import RuntimeDep
 from facegate.services import audit
 from facegate.services import streams as streams_service
-from facegate.services.schemas import StreamCreate, StreamPublic, StreamsPage
+from facegate.services.schemas import StreamCreate, StreamPublic, StreamsPage, StreamUpdate
 from facegate.services.streams import LiveStreams
 
 router = APIRouter(prefix="/api/v1/streams", tags=["streams"])
@@ -47,6 +48,19 @@ def list_streams(rt: RuntimeDep, principal: ReadKey, live: LiveDep) -> StreamsPa
 @router.get("/{stream_id}", response_model=StreamPublic, summary="One stream with its live status and tracks")
 def get_stream(rt: RuntimeDep, principal: ReadKey, live: LiveDep, stream_id: StreamId) -> StreamPublic:
     return streams_service.get_stream(rt, stream_id, live)
+
+
+@router.patch(
+    "/{stream_id}",
+    response_model=StreamPublic,
+    summary="Enable or disable a stream: a disabled one is stopped wherever it runs and listed as disabled",
+)
+def update_stream(
+    rt: RuntimeDep, principal: AdminKey, live: LiveDep, stream_id: StreamId, body: StreamUpdate
+) -> StreamPublic:
+    stream = streams_service.update_stream(rt, stream_id, body, live)
+    audit.record(rt, principal.actor, "stream_enabled" if body.enabled else "stream_disabled", stream_id)
+    return stream
 
 
 @router.delete(

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
-EventType = Literal["appeared", "left", "unknown_person_recurring"]
+# A video track is `appeared` once, `updated` each time the vote over its frames changes who it is (unknown
+# -> named, or one person -> another), and `left` once with its final identity.
+EventType = Literal["appeared", "updated", "left", "unknown_person_recurring"]
 
 
 def _now() -> str:

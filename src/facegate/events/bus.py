@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -24,7 +25,8 @@ class Relay(Protocol):
     def close(self) -> None: ...
 
 
-RelayFactory = Callable[[Callable[[Event], None]], Relay]
+# A relay hands each message it receives to the bus as it came (an event's JSON body, and the event's id).
+RelayFactory = Callable[[Callable[[bytes, str], None]], Relay]
 
 
 class EventBus:
@@ -58,7 +60,7 @@ class EventBus:
     def follow_broker(self) -> None:
         """Also hand this process's subscribers the events other processes publish to the broker (`facegate
         worker`s running the streams): what /api/v1/events calls. Started once; nothing without a broker that
-        supports it (NATS)."""
+        supports it (NATS, Redis)."""
         with self._lock:
             if self._relay is not None or self._relay_factory is None or self._closed:
                 return
@@ -72,7 +74,12 @@ class EventBus:
             self._recent.append(event_id)
             self._recent_set.add(event_id)
 
-    def _from_broker(self, event: Event) -> None:
+    def _from_broker(self, data: bytes, event_id: str) -> None:
+        try:
+            event = Event.from_body(json.loads(data), event_id)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("events relay: skipped a message that is no facegate event: %s", exc)
+            return
         with self._lock:
             if event.id in self._recent_set:
                 return

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from facegate.config import EventsSettings
-from facegate.events.base import Event, EventPublisher
-from facegate.events.bus import EventBus, RelayFactory
+from facegate.events.base import EventPublisher
+from facegate.events.bus import EventBus, Relay, RelayFactory
 from facegate.events.delivery import DeliveryPolicy, QueuedPublisher, Transport
 from facegate.events.hub import EventHub
 
@@ -26,6 +26,25 @@ def _broker(settings: EventsSettings) -> Transport | None:
         from facegate.events.mqtt import MqttTransport
 
         return MqttTransport(settings.url, settings.prefix, timeout=settings.timeout_seconds)
+    return None
+
+
+def _relay(settings: EventsSettings) -> RelayFactory | None:
+    """How a server follows what other processes publish to the broker (MQTT and webhooks: no relay)."""
+    if settings.type == "nats":
+        from facegate.events.nats_jetstream import NatsRelay
+
+        def nats_relay(deliver: Callable[[bytes, str], None]) -> Relay:
+            return NatsRelay(settings.url, settings.prefix, deliver)
+
+        return nats_relay
+    if settings.type == "redis":
+        from facegate.events.redis_streams import RedisRelay
+
+        def redis_relay(deliver: Callable[[bytes, str], None]) -> Relay:
+            return RedisRelay(settings.url, settings.prefix, deliver, timeout=settings.timeout_seconds)
+
+        return redis_relay
     return None
 
 
@@ -48,11 +67,5 @@ def build_event_bus(settings: EventsSettings) -> EventBus:
         secret = settings.webhook_secret.get_secret_value().encode()
         transports += [WebhookTransport(url, secret, timeout=settings.timeout_seconds) for url in settings.webhooks]
     publishers: list[EventPublisher] = [QueuedPublisher(t, policy) for t in transports]
-    relay: RelayFactory | None = None
-    if settings.type == "nats":
-        from facegate.events.nats_jetstream import NatsRelay
-
-        def relay(deliver: Callable[[Event], None]) -> NatsRelay:
-            return NatsRelay(settings.url, settings.prefix, deliver)
-
-    return EventBus(EventHub(settings.queue_size), publishers, relay)
+    hub = EventHub(settings.queue_size, replay_size=settings.replay_size)
+    return EventBus(hub, publishers, _relay(settings))

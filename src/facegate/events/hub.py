@@ -1,8 +1,10 @@
 """In-process fan-out: every subscriber (an SSE connection, a test, `facegate watch`) gets its own bounded queue;
-a slow subscriber loses its oldest events, never the publisher's time or unbounded memory."""
+a slow subscriber loses its oldest events, never the publisher's time or unbounded memory. The newest
+`replay_size` events are kept too, for a subscriber that reconnects after an event it had (SSE `Last-Event-ID`)."""
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 from collections.abc import Callable
@@ -18,6 +20,10 @@ class Subscription:
         self._notify = notify
         self.dropped = 0
         self.closed = False
+        # Asked to resume after an event: the kept events published after it (before any queued ones), and
+        # whether events in between may be missing (that event is no longer kept, or never was here).
+        self.replay: list[Event] = []
+        self.gap = False
 
     def offer(self, event: Event) -> bool:
         """Queue an event, dropping the oldest when full; True if one was dropped."""
@@ -64,22 +70,32 @@ class Subscription:
 class EventHub:
     """An `EventPublisher` that hands events to the subscribers of this process."""
 
-    def __init__(self, queue_size: int = 256) -> None:
+    def __init__(self, queue_size: int = 256, *, replay_size: int = 0) -> None:
         self._queue_size = queue_size
         self._subscribers: set[Subscription] = set()
         self._lock = threading.Lock()
+        self._kept: collections.deque[Event] = collections.deque(maxlen=replay_size)
         self._delivered = 0
         self._dropped = 0
 
     def open(self) -> None:
         pass
 
-    def subscribe(self, notify: Callable[[], None] | None = None) -> Subscription:
+    def subscribe(self, notify: Callable[[], None] | None = None, *, after: str | None = None) -> Subscription:
         """A new subscription. `notify` is called (from the publishing thread, so it must be quick and must not
         raise) after each event is queued and when the hub closes: how an asyncio consumer learns to look
-        without a thread blocked in `get`."""
+        without a thread blocked in `get`. `after`: the id of the last event the subscriber had; the kept
+        events since are in `replay` (all kept events, and `gap` set, when that id is not kept), and every
+        later event is queued: none twice, none missed in between."""
         subscription = Subscription(self, self._queue_size, notify)
         with self._lock:
+            if after is not None:
+                kept = list(self._kept)
+                ids = [event.id for event in kept]
+                if after in ids:
+                    subscription.replay = kept[ids.index(after) + 1 :]
+                else:
+                    subscription.replay, subscription.gap = kept, True
             self._subscribers.add(subscription)
         return subscription
 
@@ -89,6 +105,8 @@ class EventHub:
 
     def publish(self, event: Event) -> None:
         with self._lock:
+            # Kept and handed to the current subscribers at once: a subscriber replays it or queues it.
+            self._kept.append(event)
             subscribers = list(self._subscribers)
         dropped = sum(subscription.offer(event) for subscription in subscribers)
         with self._lock:

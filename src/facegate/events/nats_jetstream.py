@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import re
 import threading
@@ -157,7 +156,7 @@ class NatsRelay:
     `deliver`, so that this server's /api/v1/events shows them too. A core subscription: it sees what is
     published while it runs, as an SSE client does; nats-py reconnects it by itself."""
 
-    def __init__(self, url: str | None, prefix: str, deliver: Callable[[Event], None]) -> None:
+    def __init__(self, url: str | None, prefix: str, deliver: Callable[[bytes, str], None]) -> None:
         self.url = url or DEFAULT_URL
         self.prefix = prefix
         self._deliver = deliver
@@ -178,13 +177,7 @@ class NatsRelay:
             pass
 
         async def received(message: Msg) -> None:
-            try:
-                body = json.loads(message.data)
-                event = Event.from_body(body, (message.headers or {}).get("Nats-Msg-Id", ""))
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("events relay: skipped a message on %s that is no facegate event: %s", message.subject, exc)
-                return
-            self._deliver(event)
+            self._deliver(message.data, (message.headers or {}).get("Nats-Msg-Id", ""))
 
         while True:
             try:

@@ -101,12 +101,18 @@ def match_and_record(
     source: str,
     request_id: str | None = None,
     decided: list[Candidate | None] | None = None,
+    replace: int | None = None,
 ) -> IdentifyResult:
     """Search every analysed face and write one match-history row each. `decided`: the match of each face when
     the caller has already decided it (a video track, by its vote over many frames; None = unknown); by
-    default the nearest candidate within `threshold`. `request_id`: the rows' (a video track's id)."""
+    default the nearest candidate within `threshold`. `request_id`: the rows' (a video track's id).
+    `replace`: the id of the row this (single) face rewrites rather than adding one (a video track's row, first
+    written when the track was announced); its old crop is deleted once the row points at the new one.
+    NotFound(match_not_found) when that row is gone; NotFound(person_not_found) when a matched person was."""
     info = rt.engine.info
     request_id = request_id or str(uuid.uuid4())
+    if replace is not None and len(analysis.faces) != 1:
+        raise ValueError("a history row is replaced by exactly one face")
     per_face, fused = search_faces(rt, analysis.faces, threshold=threshold, top_k=top_k)
     now = datetime.now(UTC)
     crops: list[tuple[str, bytes]] = []
@@ -116,7 +122,9 @@ def match_and_record(
         match = decided[i] if decided is not None else rejections.named(candidates, threshold)
         crop_key = None
         if face.crop_jpeg is not None:
-            crop_key = f"crops/{now:%Y/%m/%d}/{request_id}-{i}.jpg"
+            # A rewritten row's crop gets a key of its own: the old one stays whole until the row moves over.
+            version = f"-{uuid.uuid4().hex[:8]}" if replace is not None else ""
+            crop_key = f"crops/{now:%Y/%m/%d}/{request_id}-{i}{version}.jpg"
             crops.append((crop_key, face.crop_jpeg))
         box = face.box
         records.append(
@@ -152,15 +160,22 @@ def match_and_record(
         )
     if records:
         rt.put_blobs(crops, durable=rt.settings.identify.durable_crops)
+        replaced: str | None = None
         try:
-            match_ids = rt.store.add_matches(records)
+            if replace is None:
+                match_ids = rt.store.add_matches(records)
+            else:
+                replaced, match_ids = rt.store.replace_match(replace, records[0]), [replace]
         except BaseException:
             rt.discard_blobs([key for key, _ in crops])
             raise
+        if replaced is not None:
+            rt.discard_blobs([replaced])
         for face_out, match_id in zip(faces, match_ids, strict=True):
             face_out.match_id = match_id
-    for face_out in faces:
-        rt.telemetry.faces_identified.labels(result="known" if face_out.match else "unknown").inc()
+    if replace is None:  # a rewritten sighting was counted when it was first written
+        for face_out in faces:
+            rt.telemetry.faces_identified.labels(result="known" if face_out.match else "unknown").inc()
     return IdentifyResult(
         request_id=request_id, width=analysis.width, height=analysis.height, threshold=threshold, faces=faces
     )

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from facegate.config import Scope
 from facegate.vision.engine import Box
@@ -449,6 +449,14 @@ class StreamCreate(BaseModel):
     loop: bool = Field(False, description="Play a file source again from the start when it ends")
 
 
+class StreamUpdate(BaseModel):
+    """A change to a stream: `enabled: false` stops it (wherever it runs) until it is enabled again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: StrictBool = Field(description="Run the stream (true) or keep it stopped (false)")
+
+
 class TrackPublic(BaseModel):
     """A person currently in view of a stream (announced by `appeared`, not yet `left`)."""
 
@@ -463,13 +471,15 @@ class StreamPublic(BaseModel):
     """A stream and its live status as reported by the process running it (`worker`), at `status_at`.
     state: pending (not started yet), waiting (every slot of its worker busy), starting, running, reconnecting,
     ended (a file that was not looped), failed (restarted with backoff; `error` says why), stale (its worker
-    has not reported for a while: dead, or the stream is moving to another worker)."""
+    has not reported for a while: dead, or the stream is moving to another worker), disabled (stopped by
+    `PATCH {"enabled": false}`: no fps, lag or tracks; frames, error and worker as last reported)."""
 
     id: str
     name: str
     source: str
     sample_fps: float | None
     loop: bool
+    enabled: bool
     state: str
     fps: float
     lag_seconds: float

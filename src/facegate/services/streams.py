@@ -19,6 +19,7 @@ from facegate.services.schemas import (
     StreamPublic,
     StreamsPage,
     StreamTelemetry,
+    StreamUpdate,
     TrackPublic,
 )
 from facegate.store.base import StreamCreate as StoredStream
@@ -42,7 +43,7 @@ class LiveStreams(Protocol):
     def latest_frame(self, stream_id: str) -> bytes | None: ...
 
     def wake(self) -> None:
-        """Streams were added or removed: look at the store now rather than at the next poll."""
+        """Streams were added, removed, enabled or disabled: look at the store now rather than at the next poll."""
         ...
 
 
@@ -99,6 +100,17 @@ def remove_stream(rt: StoreRuntime, stream_id: str, live: LiveStreams | None = N
     rt.store.streams.delete(stream_id)
     if live is not None:
         live.wake()
+
+
+def update_stream(
+    rt: StoreRuntime, stream_id: str, body: StreamUpdate, live: LiveStreams | None = None
+) -> StreamPublic:
+    """Enable or disable a stream: the process running it stops it (or one starts it) at its next look at the
+    store, at once when it is this one. NotFound(stream_not_found)."""
+    row = rt.store.streams.set_enabled(stream_id, body.enabled)
+    if live is not None:
+        live.wake()
+    return to_public(row, live, stale_after=_stale_after(rt))
 
 
 def latest_frame(rt: StoreRuntime, stream_id: str, live: LiveStreams | None) -> bytes:
@@ -162,20 +174,23 @@ def to_public(row: StreamRow, live: LiveStreams | None, *, stale_after: timedelt
         state = status.state
         if datetime.now(UTC) - status.at > stale_after:
             state = "stale"
+    # A disabled stream runs nowhere, whatever its last status said (its process stops it within a poll).
+    running = status if row.enabled else None
     return StreamPublic(
         id=row.id,
         name=row.name,
         source=row.source,
         sample_fps=row.options.get("sample_fps"),
         loop=bool(row.options.get("loop", False)),
-        state=state,
-        fps=status.fps if status else 0.0,
-        lag_seconds=status.lag_seconds if status else 0.0,
+        enabled=row.enabled,
+        state=state if row.enabled else "disabled",
+        fps=running.fps if running else 0.0,
+        lag_seconds=running.lag_seconds if running else 0.0,
         frames=status.frames if status else 0,
         dropped_frames=status.dropped_frames if status else 0,
         error=status.error if status else None,
         worker=status.worker if status else None,
         status_at=status.at if status else None,
-        tracks=[_track(t) for t in status.tracks] if status else [],
+        tracks=[_track(t) for t in running.tracks] if running else [],
         created_at=row.created_at,
     )

@@ -289,6 +289,10 @@ class StreamStore(Protocol):
         """NotFound(stream_not_found)."""
         ...
 
+    def set_enabled(self, stream_id: str, enabled: bool) -> StreamRow:
+        """Enable or disable a stream (processes run only enabled ones). NotFound(stream_not_found)."""
+        ...
+
     def report(self, stream_id: str, status: StreamStatus) -> bool:
         """Write a stream's live status; False when the stream is gone (deleted meanwhile)."""
         ...
@@ -556,6 +560,14 @@ class Repository(Protocol):
     def add_matches(self, matches: list[NewMatch]) -> list[int]:
         """Store matches at once; clears their crops' pending blob writes. NotFound(person_not_found) when a
         matched person was deleted meanwhile (nothing is stored then)."""
+        ...
+
+    def replace_match(self, match_id: int, match: NewMatch) -> str | None:
+        """Overwrite a history row with a newer account of the same sighting (a video track's final snapshot and
+        identity); the row keeps its id and `created_at`. Clears the new crop's pending write and marks the old
+        crop (returned when it differs, else None) pending, in the same transaction: the caller deletes that blob.
+        NotFound(match_not_found) when the row is gone (purged, or its person deleted); NotFound(person_not_found)
+        when the matched person was deleted meanwhile (nothing is changed then)."""
         ...
 
     def list_matches(self, query: MatchFilter, *, limit: int, offset: int) -> tuple[list[MatchRow], int]:

@@ -660,6 +660,36 @@ class SQLRepository:
         except IntegrityError as exc:  # a matched person was deleted between the search and this write
             raise NotFound("A matched person was deleted meanwhile.", code="person_not_found") from exc
 
+    def replace_match(self, match_id: int, match: NewMatch) -> str | None:
+        try:
+            with self.db.session() as session:
+                query = select(MatchRecord).where(MatchRecord.id == match_id).with_for_update()
+                record = session.scalars(query).first()
+                if record is None:
+                    raise NotFound(f"No match with id {match_id}.", code="match_not_found")
+                old = record.crop_key
+                record.request_id = match.request_id
+                record.source = match.source
+                record.person_id = match.person_id
+                record.distance = match.distance
+                record.confidence = match.confidence
+                record.threshold = match.threshold
+                record.left, record.top, record.width, record.height = match.left, match.top, match.width, match.height
+                record.quality = match.quality
+                record.engine = match.engine
+                record.model_version = match.model_version
+                record.candidates = [{"person_id": c.person_id, "distance": c.distance} for c in match.candidates]
+                record.crop_key = match.crop_key
+                record.embedding = match.embedding
+                session.flush()
+                self._clear_pending(session, [match.crop_key] if match.crop_key else [])
+                if old is None or old == match.crop_key:
+                    return None
+                self._mark_pending(session, [old])
+                return old
+        except IntegrityError as exc:  # the matched person was deleted between the search and this write
+            raise NotFound("A matched person was deleted meanwhile.", code="person_not_found") from exc
+
     def list_matches(self, query: MatchFilter, *, limit: int, offset: int) -> tuple[list[MatchRow], int]:
         statement = select(MatchRecord)
         if query.person_id:

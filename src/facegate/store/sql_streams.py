@@ -70,6 +70,15 @@ class SQLStreamStore:
                 raise NotFound(f"No stream with id {stream_id}.", code="stream_not_found")
             session.delete(record)
 
+    def set_enabled(self, stream_id: str, enabled: bool) -> StreamRow:
+        with self._db.session() as session:
+            record = session.get(StreamRecord, stream_id)
+            if record is None:
+                raise NotFound(f"No stream with id {stream_id}.", code="stream_not_found")
+            record.enabled = enabled
+            session.flush()
+            return _stream_row(record)
+
     def report(self, stream_id: str, status: StreamStatus) -> bool:
         with self._db.session() as session:
             result = session.execute(

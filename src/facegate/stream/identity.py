@@ -65,6 +65,13 @@ class TrackIdentity:
         if self.best is None or face.quality > self.best.quality:
             self.best = face
 
+    def forget(self, person_id: str) -> None:
+        """Count no more votes for a person (deleted while the track was in view)."""
+        self.observations = [
+            Observation(o.quality, {p: d for p, d in o.distances.items() if p != person_id}) for o in self.observations
+        ]
+        self.names.pop(person_id, None)
+
     def decide(self, threshold: float, min_observations: int) -> Decision:
         """The person whose median distance over the best half of the kept frames (at least
         `min_observations` of them) is smallest, named when that median is within `threshold`."""

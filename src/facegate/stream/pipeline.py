@@ -1,6 +1,10 @@
 """One video stream from frames to events: sample frames, detect and embed faces in the engine pool, track
-them, decide each track's identity by a vote over its best frames, announce it once (`appeared`) and once
-more when it has gone (`left`), and write one match-history row per track with its best snapshot.
+them, decide each track's identity by a vote over its best frames, announce it once (`appeared`), again when the
+vote changes who it is (`updated`) and once more when it has gone (`left`, with the final identity).
+
+Each track has one match-history row: written when it is announced (its best snapshot so far, so `appeared`
+carries the `match_id`), rewritten in place with the best snapshot and identity when it changes and at `left`.
+A process killed in between leaves the row as last written, with its crop.
 
 Detection runs on sampled frames only (`sample_fps`); on a live source the rate falls (down to
 `min_sample_fps`) while analysis takes longer than the frame budget, and frames that pile up meanwhile are
@@ -117,6 +121,8 @@ class _Track:
     last_embedded: float | None = None
     appeared: bool = False
     decision: Decision | None = None
+    announced: str | None = None  # the person id the events said last (None: unknown)
+    match_id: int | None = None  # the track's history row, once written
 
 
 def _box_body(box: Box) -> dict[str, int]:
@@ -324,6 +330,7 @@ class Pipeline:
         by_tracker_id = {t.id: (face, cands) for (t, face), cands in zip(matched, candidates, strict=True)}
         wall = self._wall(frame, video)
         announce: list[_Track] = []
+        changed: list[_Track] = []
         with self._lock:
             for tb in tracked:
                 track = self._tracks.get(tb.id)
@@ -354,11 +361,15 @@ class Pipeline:
                 if not track.appeared and self._confirmed(track, track.decision):
                     track.appeared = True
                     announce.append(track)
+                elif track.appeared and track.decision.person_id != track.announced:
+                    changed.append(track)
             self._analysed += 1
             self._last_frame = frame.image
             self._lag = max(0.0, time.monotonic() - frame.captured) if video.live else 0.0
         for track in announce:
-            self._publish("appeared", track, match_id=None)
+            self._publish("appeared", track, match_id=self._record(track))
+        for track in changed:
+            self._publish("updated", track, match_id=self._record(track))
         self._leave_idle(frame)
         # With frames in flight side by side, each costs its latency shared among them.
         self._adapt((time.monotonic() - pending.submitted) / self._inflight, video)
@@ -410,22 +421,27 @@ class Pipeline:
                 log.exception("stream %s: could not close track %s", self.name, track.id)
 
     def _finish(self, track: _Track) -> None:
-        """A track that was announced gets its match-history row and its `left` event; one never confirmed
-        (too few frames: a passing face, a false detection) ends silently."""
+        """A track that was announced gets its history row brought up to date and its `left` event; one never
+        confirmed (too few frames: a passing face, a false detection) ends silently."""
         if not track.appeared:
             return
         track.decision = track.identity.decide(self._threshold, self.options.min_observations)
-        match_id = self._record(track, track.decision)
-        self._publish("left", track, match_id=match_id)
+        self._publish("left", track, match_id=self._record(track))
 
-    def _record(self, track: _Track, decision: Decision) -> int | None:
+    def _record(self, track: _Track) -> int | None:
+        """Write the track's history row with its best snapshot and current identity, or rewrite the row it has
+        (the same row: one per track; written anew if it went meanwhile); returns the row's id. The events of
+        the track say what was recorded (`announced`)."""
         best = track.identity.best
+        decision = track.decision or Decision(None, None, None, None, 0)
+        match = decision.candidate()
         if best is None:
-            return None
+            return track.match_id
         video = self._video
         width, height = (video.width, video.height) if video else (0, 0)
         analysis = ImageAnalysis(width=width, height=height, faces=[best], boxes=[best.box])
-        for attempt in (decision.candidate(), None):
+        # At most: the row gone (written anew), then the person gone (written as unknown).
+        for _ in range(3):
             try:
                 result = match_and_record(
                     self.rt,
@@ -434,16 +450,28 @@ class Pipeline:
                     top_k=self._top_k,
                     source=f"video:{self.name}",
                     request_id=track.id,
-                    decided=[attempt],
+                    decided=[match],
+                    replace=track.match_id,
                 )
-                return result.faces[0].match_id
-            except NotFound:  # the person was deleted meanwhile: recorded as unknown
-                track.decision = Decision(None, None, None, None, decision.observations)
-                continue
+            except NotFound as exc:
+                if exc.code == "match_not_found" and track.match_id is not None:
+                    track.match_id = None  # purged, or deleted with its person: written anew
+                    continue
+                if exc.code == "person_not_found" and match is not None:
+                    # The person was deleted meanwhile: recorded as unknown, and no longer voted for.
+                    track.identity.forget(match.person_id)
+                    track.decision = Decision(None, None, None, None, decision.observations)
+                    match = None
+                    continue
+                log.error("stream %s: track %s not recorded: %s", self.name, track.id, exc.message)
+                break
             except FacegateError as exc:
                 log.error("stream %s: track %s not recorded: %s", self.name, track.id, exc.message)
-                return None
-        return None
+                break
+            track.match_id = result.faces[0].match_id
+            break
+        track.announced = track.decision.person_id if track.decision else None
+        return track.match_id
 
     def _publish(self, kind: EventType, track: _Track, *, match_id: int | None) -> None:
         decision = track.decision or Decision(None, None, None, None, 0)

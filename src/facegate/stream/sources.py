@@ -23,10 +23,10 @@ import numpy as np
 import numpy.typing as npt
 
 from facegate.errors import Unprocessable
+from facegate.services.streams import URL_SCHEMES
 
 log = logging.getLogger(__name__)
 
-NETWORK_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 SourceKind = Literal["file", "network", "camera"]
 SourceState = Literal["starting", "running", "reconnecting", "ended", "failed"]
 # Assumed when a source reports no frame rate (some cameras and streams).
@@ -110,7 +110,7 @@ def _bgr(image: object) -> npt.NDArray[np.uint8]:
 def source_kind(source: str) -> SourceKind:
     if source.isdigit():
         return "camera"
-    if source.lower().startswith(NETWORK_SCHEMES):
+    if source.lower().startswith(tuple(f"{scheme}://" for scheme in URL_SCHEMES)):
         return "network"
     return "file"
 

@@ -10,6 +10,7 @@ const FEED_MAX = 50;
 function describeEvent(type, body) {
   const who = body.name || "Someone unknown";
   if (type === "appeared") return `${who} appeared${body.stream ? ` on ${body.stream}` : ""}${body.confidence != null ? ` (${percent(body.confidence)})` : ""}`;
+  if (type === "updated") return `${body.name ? `Recognised as ${body.name}` : "No longer recognised"}${body.stream ? ` on ${body.stream}` : ""}`;
   if (type === "left") return `${who} left${body.stream ? ` ${body.stream}` : ""}`;
   if (type === "unknown_person_recurring") return `An unknown person keeps coming back (${body.sightings} sightings): see Suggested`;
   return type.replaceAll("_", " ");
