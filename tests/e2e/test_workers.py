@@ -67,6 +67,8 @@ async def _events(events_stream: str) -> list[dict[str, Any]]:
             info = await js.stream_info(events_stream)
         except NotFoundError:
             return []
+        if info.state.messages == 0:  # first_seq 0: there is no message 0 to ask for
+            return []
         messages = [
             await js.get_msg(events_stream, seq) for seq in range(info.state.first_seq, info.state.last_seq + 1)
         ]
@@ -201,7 +203,8 @@ def test_split_deployment_ingest_and_recognize_workers(
 ) -> None:
     """`facegate worker --role ingest` reads the looped clip and publishes its frames, `--role recognize` names
     him in them (events on NATS, the stream's status written by the recognize worker with the ingest figures);
-    SIGKILLed, its stream goes to the other recognize worker, which names him again."""
+    SIGKILLed, its stream goes to the other recognize worker, which names him again; and when the ingest
+    worker is SIGKILLed, the second ingest worker feeds the stream and he is named once more."""
     bucket, prefix = names
     env = child_env(
         tmp_path / "data",
@@ -229,7 +232,11 @@ def test_split_deployment_ingest_and_recognize_workers(
         # Two recognize workers, the first of which ranks first for the stream (so it runs it while both live).
         pairs = ((f"ra{n}", f"rb{n}") for n in itertools.count())
         first, second = next((a, b) for a, b in pairs if owner(stream, (a, b)) == a)
-        processes.spawn("ingest", ["worker", "--role", "ingest", "--id", "in1"], env)
+        # Two ingest workers likewise: the first one reads the source while both live.
+        feeders = ((f"ia{n}", f"ib{n}") for n in itertools.count())
+        ingest_a, ingest_b = next((a, b) for a, b in feeders if owner(stream, (a, b)) == a)
+        ingest, _ = processes.spawn("ingest-a", ["worker", "--role", "ingest", "--id", ingest_a], env)
+        processes.spawn("ingest-b", ["worker", "--role", "ingest", "--id", ingest_b], env)
         recognize_a, _ = processes.spawn("recognize-a", ["worker", "--role", "recognize", "--id", first], env)
 
         def run_by(worker: str, after: datetime | None = None) -> dict[str, Any] | None:
@@ -264,6 +271,20 @@ def test_split_deployment_ingest_and_recognize_workers(
         _wait(lambda: run_by(second, after=killed_wall), TAKEOVER_SECONDS, "the second recognize worker taking over")
         print(f"recognize takeover after SIGKILL: {time.monotonic() - killed_at:.1f} s")
         _wait(lambda: appeared(after=killed_wall), 60, "an appeared for him from the worker that took over")
+
+        # The ingest worker dies: the other one opens the source anew (its frame count starts again), and the
+        # recognize worker goes on with its frames.
+        read_before = api.get(f"/api/v1/streams/{stream}").json()["frames"]
+        processes.kill(ingest)
+        killed_at, killed_wall = time.monotonic(), datetime.now(UTC)
+        _wait(
+            lambda: (item := run_by(second, after=killed_wall)) is not None and 0 < item["frames"] < read_before,
+            TAKEOVER_SECONDS,
+            "the second ingest worker feeding the stream",
+        )
+        print(f"ingest takeover after SIGKILL: {time.monotonic() - killed_at:.1f} s")
+        _wait(lambda: appeared(after=killed_wall), 60, "an appeared for him on the second ingest worker's frames")
+        print(f"named again {time.monotonic() - killed_at:.1f} s after the ingest worker's SIGKILL")
 
 
 def test_embedded_server_runs_a_stream_added_over_http(processes: Processes, tmp_path: Path, dev: Path) -> None:

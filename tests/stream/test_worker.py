@@ -17,8 +17,9 @@ import nats
 import pytest
 from nats.js.errors import NotFoundError
 
-from facegate.config import Settings, StreamSettings
-from facegate.stream.worker import UNBOUNDED, WorkerGroup, assign, owner
+from facegate.config import EventsSettings, Settings, StreamSettings
+from facegate.errors import ConfigurationError
+from facegate.stream.worker import UNBOUNDED, WorkerGroup, assign, owner, run_worker
 
 NATS_URL = "nats://127.0.0.1:4222"
 TTL = 1.5
@@ -202,3 +203,15 @@ def test_roles_have_their_own_members_and_unplaced_streams_wait_with_one_worker(
         asyncio.run(scenario())
     finally:
         asyncio.run(drop())
+
+
+def test_frames_under_the_events_prefix_are_refused(tmp_path: Path) -> None:
+    """The events' JetStream stream holds `<events prefix>.>` for days: frames there would pile up."""
+    settings = Settings(
+        data_dir=tmp_path,
+        events=EventsSettings(type="nats", prefix="acme"),
+        streams=StreamSettings(nats_url=NATS_URL, frames_prefix="acme"),
+    )
+    with pytest.raises(ConfigurationError, match="under the events' prefix"):
+        run_worker(settings, "x", role="recognize")
+    assert list(tmp_path.iterdir()) == []  # refused before opening anything (no store created)
