@@ -16,7 +16,6 @@ What keeps the pool usable under load and attack:
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import hashlib
 import logging
@@ -29,7 +28,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -259,30 +258,6 @@ def _embed_secondary(prepared: list[BGRImage], digest: bytes, threads: int) -> l
 # --- In the service process ---
 
 
-_MAIN_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _main_not_inherited() -> Iterator[None]:
-    """Spawn workers without re-running the parent's main module in each. multiprocessing imports it in every
-    spawned process (as __mp_main__) in case a task lives there; ours live in this package, and for the
-    `facegate` command the main module is the whole CLI (services, SQLAlchemy, typer, rich: about a second of
-    imports per worker at every start and restart)."""
-    main = sys.modules.get("__main__")
-    if main is None:
-        yield
-        return
-    with _MAIN_LOCK:
-        saved: dict[str, Any] = {n: main.__dict__[n] for n in ("__file__", "__spec__") if n in main.__dict__}
-        main.__dict__.pop("__file__", None)
-        main.__dict__["__spec__"] = None
-        try:
-            yield
-        finally:
-            main.__dict__.pop("__spec__", None)
-            main.__dict__.update(saved)
-
-
 class _Generation:
     """One executor and its worker processes, started from a thread of their own that lives until they are
     shut down: Linux sends PR_SET_PDEATHSIG when the *thread* that started a process ends, so a worker
@@ -309,8 +284,10 @@ class _Generation:
                 initializer=_init_worker,
                 initargs=(settings, self.slots, os.getpid()),
             )
-            with _main_not_inherited():  # the processes are spawned by these submits
-                waits = [executor.submit(_await_workers, self.workers, STARTUP_SECONDS) for _ in range(self.workers)]
+            # The processes are spawned by these submits. Each re-runs the parent's main module (multiprocessing
+            # does, in case a task lives there; ours never do): for the `facegate` command that is a wrapper that
+            # costs nothing (facegate/__main__.py).
+            waits = [executor.submit(_await_workers, self.workers, STARTUP_SECONDS) for _ in range(self.workers)]
             for future in waits:
                 future.result(timeout=STARTUP_SECONDS + 10)
             if self.slots.claimed.value < self.workers:
