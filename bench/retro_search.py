@@ -19,7 +19,6 @@ import argparse
 import json
 import platform
 import subprocess
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -29,39 +28,14 @@ from typing import Any
 import numpy as np
 
 from calib_descriptors import CALIB, calib_descriptors
-from facegate.config import OpenCVEngineSettings, Settings
 from facegate.services import sightings
 from facegate.services.runtime import Runtime
-from facegate.store.base import NewFace, NewImage, NewMatch, PersonCreate
-from facegate.vision.pool import EnginePool
+from facegate.store.base import NewFace, NewImage, PersonCreate
+from match_history import bench_runtime, unknown_matches
 
 
 def history(rt: Runtime, vectors: np.ndarray) -> list[int]:
-    info = rt.engine.info
-    now = datetime.now(UTC)
-    rows = [
-        NewMatch(
-            request_id=str(uuid.uuid4()),
-            source="bench",
-            created_at=now,
-            person_id=None,
-            distance=None,
-            confidence=None,
-            threshold=info.threshold,
-            left=0,
-            top=0,
-            width=100,
-            height=100,
-            quality=1.0,
-            engine=info.name,
-            model_version=info.model_version,
-            candidates=[],
-            crop_key=None,
-            embedding=v.astype("<f4").tobytes(),
-        )
-        for v in vectors
-    ]
-    return rt.store.add_matches(rows)
+    return rt.store.add_matches(unknown_matches(rt.engine.info, vectors))
 
 
 def enroll(rt: Runtime, name: str, vectors: np.ndarray) -> str:
@@ -125,23 +99,13 @@ def main() -> None:
     args = parser.parse_args()
     started = time.time()
     keys, identity, vectors = calib_descriptors()
-    pool = EnginePool(OpenCVEngineSettings(), workers=1)
-    pool.open()
     results = []
-    try:
-        with tempfile.TemporaryDirectory() as data_dir:
-            rt = Runtime(Settings(data_dir=Path(data_dir), workers=1), engine=pool)
-            rt.open()
-            try:
-                ids = history(rt, vectors)
-                for enrolled in (1, 3):
-                    row = measure(rt, identity, vectors, ids, enrolled)
-                    print(json.dumps(row))
-                    results.append(row)
-            finally:
-                rt.close()
-    finally:
-        pool.close()
+    with bench_runtime() as rt:
+        ids = history(rt, vectors)
+        for enrolled in (1, 3):
+            row = measure(rt, identity, vectors, ids, enrolled)
+            print(json.dumps(row))
+            results.append(row)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     report = {
         "what": "bench/retro_search.py: a person's earlier unknown sightings found once they are enrolled (calib)",

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facegate.config import SuggestionSettings
+from facegate.config import Settings, SuggestionSettings
 from facegate.errors import InvalidInput, NotFound
 from facegate.events.base import Event
 from facegate.services import identify as identify_service
@@ -17,6 +17,7 @@ from facegate.services import suggestions as suggestions_service
 from facegate.services.runtime import Runtime
 from facegate.services.suggestions import Grouping
 from facegate.store.base import PersonCreate
+from facegate.vision.pool import EnginePool
 
 
 def _see(rt: Runtime, *photos: Path) -> list[int]:
@@ -237,3 +238,34 @@ def test_a_pass_that_fails_to_save_is_redone_from_the_store(
     assert _groups(runtime) == {}
     grouping.catch_up()
     assert list(_groups(runtime).values()) == [powell]
+
+
+def test_of_two_replicas_on_one_postgresql_only_one_groups(
+    pg_url: str, tmp_path: Path, opencv_pool: EnginePool, identities: dict[str, list[Path]]
+) -> None:
+    """Two API replicas (runtimes) on one PostgreSQL each run the grouping loop: only the one holding the store's
+    lock groups; when it goes, the other takes over from the store."""
+    replicas = [
+        Runtime(
+            Settings(data_dir=tmp_path / name, workers=1, database={"url": pg_url, "auto_migrate": True}),
+            engine=opencv_pool,
+        )
+        for name in ("a", "b")
+    ]
+    for rt in replicas:
+        rt.open()
+    open_ = list(replicas)
+    try:
+        a, b = (Grouping.of(rt) for rt in replicas)
+        powell = set(_see(replicas[0], *identities["colin_powell"][:5]))
+        assert a.catch_up() == 5 and b.catch_up() == 0
+        assert b.regroup() == 0  # the periodic regrouping is the leader's too
+        assert list(_groups(replicas[1]).values()) == [powell]
+        bush = set(_see(replicas[1], *identities["george_w_bush"][:5]))
+        open_.remove(replicas[0])
+        replicas[0].close()  # the leader stops
+        assert b.catch_up() == 10  # takes over: every unknown face, from the store
+        assert sorted(_groups(replicas[1]).values(), key=min) == sorted([powell, bush], key=min)
+    finally:
+        for rt in open_:
+            rt.close()

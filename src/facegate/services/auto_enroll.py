@@ -21,8 +21,9 @@ from dataclasses import replace
 import numpy as np
 
 from facegate.errors import Conflict, NotFound
-from facegate.services import audit, sightings
+from facegate.services import audit
 from facegate.services.accuracy import distance_matrix
+from facegate.services.calibration import calibrated_distance
 from facegate.services.enroll import EXTENSIONS, new_faces
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import IdentifiedFace, IdentifyResult
@@ -38,7 +39,7 @@ def max_distance(rt: Runtime) -> float:
     settings = rt.settings.auto_enroll
     if settings.max_distance is not None:
         return min(settings.max_distance, rt.engine.info.threshold)
-    return sightings.calibrated_distance(rt, settings.false_match_rate)
+    return calibrated_distance(rt.engine.info, settings.false_match_rate)
 
 
 def consider(rt: Runtime, data: bytes, analysis: ImageAnalysis, result: IdentifyResult) -> list[int]:

@@ -20,14 +20,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
-from facegate.calibration import Calibration, EngineCalibration, FusionCalibration
+from facegate.calibration import Calibration, EngineCalibration, FusionCalibration, shipped
 from facegate.config import Template
 from facegate.services.accuracy import FloatArray, IntArray, System, impostor_and_genuine, rate, threshold_at_far
 from facegate.services.evaluation import Distances, SystemRecords, photos_of
+from facegate.vision.engine import EngineInfo
 
 FOLDS = 5
 # Share of the decisions fusion changes that fall inside the band (the rest keep SFace's decision). On calib,
@@ -39,6 +41,18 @@ BAND_COVERAGE = 0.8
 
 def per_pair_fmr(false_accepts: float, gallery_people: int) -> float:
     return float(1.0 - (1.0 - false_accepts) ** (1.0 / gallery_people))
+
+
+def calibrated_distance(info: EngineInfo, false_match_rate: float) -> float:
+    """The distance two different people's faces fall below with probability `false_match_rate` (per pair), from
+    the shipped calibration's different-person distances of this engine's space (normal tail: mean + std * z),
+    never above identify's threshold; identify's threshold for a space without calibration. The stricter bars
+    (grouping unknown faces, relabelling history, auto-enrollment) all come from here."""
+    calibration = getattr(shipped(), info.name, None)
+    if not isinstance(calibration, EngineCalibration):
+        return info.threshold
+    tail = NormalDist(calibration.impostor_mean, calibration.impostor_std).inv_cdf(false_match_rate)
+    return min(info.threshold, round(tail, 4))
 
 
 def _stricter(threshold: float) -> float:

@@ -2,9 +2,10 @@
 
 Each face identify kept is compared with the person as identify compares a face with a person (the person
 template rule over their enrolled faces, the engine's threshold). Only the primary embedding is kept in history,
-so the fused engine's second look is not applied here. Pages of history are read in id order, so memory stays
-bounded however long the history is. Faces a user rejected for the person ("not this person"), and faces
-nearer to one of those than to the person, are not their sightings (identify's rule again).
+so the fused engine's second look is not applied here. The candidates are the unknown faces near one of the
+person's faces (`services.history`: the store's vector index on PostgreSQL, pages of history compared in numpy on
+SQLite): a person's distance is never below their nearest face's. Faces a user rejected for the person ("not this
+person"), and faces nearer to one of those than to the person, are not their sightings (identify's rule again).
 
 Relabelling (FACEGATE_SIGHTINGS__RELABEL, off by default): when a person is enrolled or gains faces, their past
 unknown sightings within a stricter bar than identify's are named as them in history, recorded in
@@ -14,20 +15,19 @@ matches.relabelled_at and the audit log.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from statistics import NormalDist
 
 import numpy as np
 
-from facegate.calibration import EngineCalibration, shipped
 from facegate.index.base import Hit, per_person
 from facegate.services import audit
 from facegate.services import matches as matches_service
 from facegate.services.accuracy import distance_matrix
+from facegate.services.calibration import calibrated_distance
+from facegate.services.history import near_history
 from facegate.services.people import require_person
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import SightingPublic, SightingsPage
 
-PAGE = 10_000
 # Who the audit log names for relabelling: it follows an enrollment, whoever made it.
 RELABEL = audit.Actor(key_id=None, address="relabel")
 
@@ -57,18 +57,7 @@ def relabel_distance(rt: Runtime) -> float:
     settings = rt.settings.sightings
     if settings.relabel_distance is not None:
         return settings.relabel_distance
-    return calibrated_distance(rt, settings.relabel_false_match_rate)
-
-
-def calibrated_distance(rt: Runtime, false_match_rate: float) -> float:
-    """The distance at a per-pair false-match rate on the shipped calibration's impostor distances of this
-    engine's space (normal tail: mean + std * z), never above identify's threshold."""
-    info = rt.engine.info
-    calibration = getattr(shipped(), info.name, None)
-    if not isinstance(calibration, EngineCalibration):  # a space without calibration: identify's own bar
-        return info.threshold
-    tail = NormalDist(calibration.impostor_mean, calibration.impostor_std).inv_cdf(false_match_rate)
-    return min(info.threshold, round(tail, 4))
+    return calibrated_distance(rt.engine.info, settings.relabel_false_match_rate)
 
 
 def relabel_sightings(rt: Runtime, person_id: str) -> list[int]:
@@ -83,7 +72,7 @@ def relabel_sightings(rt: Runtime, person_id: str) -> list[int]:
 
 def _scan(rt: Runtime, person_id: str, threshold: float) -> tuple[list[tuple[float, int]], int]:
     """(person's distance, match id) of the unknown history faces within `threshold`, nearest first; and how many
-    unknown faces were compared."""
+    unknown faces were searched."""
     info = rt.engine.info
     template = rt.settings.identify.template
     faces = rt.store.list_faces(person_id)
@@ -91,30 +80,31 @@ def _scan(rt: Runtime, person_id: str, threshold: float) -> tuple[list[tuple[flo
     stored = list(rt.store.iter_embeddings(info.name, info.model_version, ids=ids)) if ids else []
     if not stored:  # enrolled under another engine only: nothing to compare with until `facegate reindex`
         return [], 0
-    gallery = np.stack([np.frombuffer(e.vector, dtype="<f4") for e in stored]).astype(np.float64)
+    vectors = [np.frombuffer(e.vector, dtype="<f4") for e in stored]
+    # A person's distance is never below their nearest face's: the faces near one of theirs are the candidates.
+    near, searched = near_history(rt, vectors, within=threshold, unknown_only=True, limit=None)
+    candidates = sorted({s.match_id: s for hits in near for _, s in hits}.values(), key=lambda s: s.match_id)
+    if not candidates:
+        return [], searched
+    gallery = np.stack(vectors).astype(np.float64)
+    probes = np.stack([np.frombuffer(s.embedding, dtype="<f4") for s in candidates]).astype(np.float64)
+    distances = distance_matrix(info.metric, probes, gallery)
     rejected = rt.store.rejected_faces([person_id], info.name, info.model_version)
     rejected_ids = {r.match_id for r in rejected}
-    lookalikes = (
-        np.stack([np.frombuffer(r.embedding, dtype="<f4") for r in rejected]).astype(np.float64) if rejected else None
+    nearest_rejected = (
+        distance_matrix(
+            info.metric,
+            probes,
+            np.stack([np.frombuffer(r.embedding, dtype="<f4") for r in rejected]).astype(np.float64),
+        ).min(axis=1)
+        if rejected
+        else np.full(len(candidates), np.inf)
     )
     found: list[tuple[float, int]] = []
-    searched, after = 0, 0
-    while page := rt.store.sightings(info.name, info.model_version, unknown_only=True, after_id=after, limit=PAGE):
-        after = page[-1].match_id
-        searched += len(page)
-        probes = np.stack([np.frombuffer(s.embedding, dtype="<f4") for s in page]).astype(np.float64)
-        distances = distance_matrix(info.metric, probes, gallery)
-        # A person's distance is never below their nearest face's: only those rows can be within the threshold.
-        near = np.flatnonzero(distances.min(axis=1) <= threshold)
-        nearest_rejected = (
-            distance_matrix(info.metric, probes[near], lookalikes).min(axis=1)
-            if lookalikes is not None and len(near)
-            else np.full(len(near), np.inf)
-        )
-        for row, rejected_distance in zip(near, nearest_rejected, strict=True):
-            hits = [Hit(e.face_id, person_id, float(d)) for e, d in zip(stored, distances[row], strict=True)]
-            score = per_person(hits, 1, template)[0].distance
-            if score <= threshold and rejected_distance >= score and page[row].match_id not in rejected_ids:
-                found.append((score, page[row].match_id))
+    for sighting, row, rejected_distance in zip(candidates, distances, nearest_rejected, strict=True):
+        hits = [Hit(e.face_id, person_id, float(d)) for e, d in zip(stored, row, strict=True)]
+        score = per_person(hits, 1, template)[0].distance
+        if score <= threshold and rejected_distance >= score and sighting.match_id not in rejected_ids:
+            found.append((score, sighting.match_id))
     found.sort()
     return found, searched

@@ -4,7 +4,8 @@
 the store's groups in step with it: `catch_up` places the faces recorded since its last call (the server runs it
 every `suggestions.catch_up_seconds`, off identify's path), `regroup` groups them all anew (every
 `suggestions.regroup_seconds`, and `facegate suggestions regroup`). The store is the truth: when another process
-changed groups (a dismissal, an enrollment, a regroup elsewhere), the next call reloads from it.
+changed groups (a dismissal, an enrollment, a regroup elsewhere), the next call reloads from it. Of several API
+replicas on one store only one groups (the store's `lead_grouping` lock); the others take over when it goes.
 
 A group that reaches `suggestions.notify_after` sightings is announced once with `unknown_person_recurring`.
 Listing, dismissing and enrolling need only the store (and, to enroll, the engine).
@@ -17,17 +18,16 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
 
-from facegate.calibration import shipped
 from facegate.config import Settings, SuggestionSettings
 from facegate.errors import InvalidInput, NotFound, Unprocessable
 from facegate.events.base import Event
 from facegate.services import enroll as enroll_service
 from facegate.services.accuracy import distance_matrix
+from facegate.services.calibration import calibrated_distance
 from facegate.services.grouping import FaceGrouper, GroupingParams
 from facegate.services.people import to_public as person_public
 from facegate.services.runtime import Runtime, StoreRuntime
@@ -52,17 +52,11 @@ CANDIDATES = 64
 
 
 def grouping_distance(settings: SuggestionSettings, info: EngineInfo) -> float:
-    """`settings.distance`, or the distance at which two different people's faces fall with probability
-    `false_match_rate`, read from the engine's calibrated impostor distances (a normal tail)."""
+    """`settings.distance`, or the calibrated distance at which two different people's faces fall with probability
+    `false_match_rate`."""
     if settings.distance is not None:
         return settings.distance
-    calibration = {"opencv": shipped().opencv, "dlib": shipped().dlib}.get(info.name)
-    if calibration is None:
-        raise InvalidInput(
-            f"No calibration for engine {info.name}: set FACEGATE_SUGGESTIONS__DISTANCE.", code="no_calibration"
-        )
-    z = NormalDist().inv_cdf(settings.false_match_rate)
-    return round(calibration.impostor_mean + calibration.impostor_std * z, 4)
+    return calibrated_distance(info, settings.false_match_rate)
 
 
 def engine_space(settings: Settings) -> EngineInfo:
@@ -83,8 +77,11 @@ class Grouping:
         info: EngineInfo,
         settings: SuggestionSettings,
         publish: Callable[[Event], None] | None = None,
+        *,
+        exclusive: bool = False,
     ) -> None:
         self._store = store
+        self._exclusive = exclusive
         self._info = info
         self._settings = settings
         self._params = grouping_params(settings, info)
@@ -97,11 +94,15 @@ class Grouping:
 
     @classmethod
     def of(cls, rt: Runtime) -> Grouping:
-        return cls(rt.store, rt.engine.info, rt.settings.suggestions, rt.events.publish)
+        """The server's grouping: exclusive, so that of several replicas on one store only one groups."""
+        return cls(rt.store, rt.engine.info, rt.settings.suggestions, rt.events.publish, exclusive=True)
 
     def catch_up(self) -> int:
-        """Place the unknown faces recorded since the last call (the first call: all of them); returns how many."""
+        """Place the unknown faces recorded since the last call (the first call: all of them); returns how many.
+        An exclusive grouping does nothing (0) while another process leads."""
         with self._lock, self._reload_on_failure():
+            if not self._leads():
+                return 0
             read = 0
             if self._grouper is None:  # the first call: everything so far, grouped at once
                 self._load()
@@ -128,8 +129,11 @@ class Grouping:
             return read
 
     def regroup(self) -> int:
-        """Group every unknown face anew (from the store); returns how many faces changed group."""
+        """Group every unknown face anew (from the store); returns how many faces changed group. An exclusive
+        grouping does nothing (0) while another process leads."""
         with self._lock, self._reload_on_failure():
+            if not self._leads():
+                return 0
             self._load()
             changes = self._require().regroup(self._dismissed)
             self._save(changes, always=True)  # also settles faces named since, and groups left empty
@@ -137,6 +141,13 @@ class Grouping:
             return len(changes)
 
     # Internals -----------------------------------------------------------------------------------------------
+    def _leads(self) -> bool:
+        if not self._exclusive or self._store.suggestions.lead_grouping():
+            return True
+        # Another replica groups: keep no copy of the faces (reloaded from the store if this one leads later).
+        self._grouper = None
+        return False
+
     @contextlib.contextmanager
     def _reload_on_failure(self) -> Iterator[None]:
         """A pass that failed part way (e.g. the store busy when saving) leaves the in-memory grouping ahead of

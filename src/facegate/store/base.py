@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from facegate.config import Metric
+
 
 @dataclass(frozen=True)
 class PersonRow:
@@ -343,7 +345,39 @@ class GroupingUpdate:
     changes: Mapping[int, str | None]
 
 
+class HistorySearch(Protocol):
+    def nearest(
+        self,
+        engine: str,
+        model_version: str,
+        metric: Metric,
+        probe: bytes,
+        *,
+        within: float,
+        unknown_only: bool,
+        limit: int | None = None,
+    ) -> list[Sighting] | None:
+        """History faces of this space whose embedding is within `within` of `probe` (float32 bytes; the engine's
+        metric), nearest first, at most `limit` (every one when None), found through the database's vector index:
+        candidates, whose distances callers measure themselves. None when the store has no such index (SQLite):
+        callers compare `Repository.sightings` pages then."""
+        ...
+
+    def count(self, engine: str, model_version: str, *, unknown_only: bool) -> int:
+        """How many faces `Repository.sightings` would list."""
+        ...
+
+
 class SuggestionStore(Protocol):
+    def lead_grouping(self) -> bool:
+        """Whether this process is the one that groups unknown faces (several API replicas share a store, one
+        groups): takes a store-wide lock when it is free and keeps it; True while held. `close` gives it up."""
+        ...
+
+    def close(self) -> None:
+        """Give up the grouping lock, if held."""
+        ...
+
     def unknown_faces(
         self, engine: str, model_version: str, *, after_id: int = 0, limit: int = 10_000
     ) -> list[UnknownFace]:
@@ -435,6 +469,10 @@ class Repository(Protocol):
     # Suggested people: groups of recurring unknown faces.
     @property
     def suggestions(self) -> SuggestionStore: ...
+
+    # Match history searched by vector, where the database has an index for it.
+    @property
+    def history(self) -> HistorySearch: ...
 
     # Lifecycle ---------------------------------------------------------------------------------------------
     def open(self) -> None:

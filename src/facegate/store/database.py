@@ -22,6 +22,8 @@ from facegate.errors import InvalidInput
 # pg_advisory_xact_lock keys: one for migrations, one that orders change-log appends.
 MIGRATION_LOCK = 0x66676D31  # "fgm1"
 CHANGE_LOG_LOCK = 0x6667636C  # "fgcl"
+# A session-level pg_try_advisory_lock key: held by the one replica that groups unknown faces.
+GROUPING_LOCK = 0x66676770  # "fggp"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -45,6 +45,7 @@ from facegate.store.models import (
     StoreMeta,
     new_id,
 )
+from facegate.store.sql_history import SQLHistorySearch
 from facegate.store.sql_keys import SQLAuditLog, SQLKeyStore
 from facegate.store.sql_streams import SQLStreamStore
 from facegate.store.sql_suggestions import SQLSuggestionStore
@@ -146,6 +147,7 @@ class SQLRepository:
         self._audit = SQLAuditLog(self.db)
         self._streams = SQLStreamStore(self.db)
         self._suggestions = SQLSuggestionStore(self.db)
+        self._history = SQLHistorySearch(self.db)
         self._opened = False
 
     @property
@@ -163,6 +165,10 @@ class SQLRepository:
     @property
     def suggestions(self) -> SQLSuggestionStore:
         return self._suggestions
+
+    @property
+    def history(self) -> SQLHistorySearch:
+        return self._history
 
     # Lifecycle ---------------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -189,6 +195,7 @@ class SQLRepository:
         self.db.migrate()
 
     def close(self) -> None:
+        self._suggestions.close()
         self.db.close()
         self._opened = False
 

@@ -1,5 +1,9 @@
 """Suggested people on the SQL store (SQLite and PostgreSQL): the SuggestionStore protocol.
 
+One process groups (`lead_grouping`): on PostgreSQL the replica holding a session-level advisory lock, taken on a
+connection of its own and kept until `close` or until that connection dies (then another replica takes it at its
+next try); SQLite is one process's file.
+
 Memberships point at match-history rows with ON DELETE CASCADE (SQLite runs with foreign_keys on), so a retention
 purge or a person's deletion takes the faces out of their groups in the same statement; a group left empty is
 not listed, and the next grouping write deletes it.
@@ -7,17 +11,19 @@ not listed, and the next grouping write deletes it.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Select, delete, func, select, text, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from facegate.errors import NotFound
 from facegate.store.base import GroupingUpdate, SuggestionFilter, SuggestionRow, UnknownFace
-from facegate.store.database import Database
+from facegate.store.database import GROUPING_LOCK, Database
 from facegate.store.models import MatchRecord, Person, StoreMeta, SuggestionFaceRecord, SuggestionRecord
 
 GENERATION = "suggestions_generation"
@@ -54,6 +60,49 @@ def _as_utc(value: datetime) -> datetime:
 class SQLSuggestionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._leading: Connection | None = None  # holds GROUPING_LOCK
+        self._lead_lock = threading.Lock()
+
+    def lead_grouping(self) -> bool:
+        if self.db.dialect != "postgresql":
+            return True
+        with self._lead_lock:
+            if self._leading is not None:
+                try:
+                    self._leading.execute(text("SELECT 1"))
+                    return True
+                except SQLAlchemyError:  # the connection died, and the lock with it: try again below
+                    self._drop_lead()
+            # Autocommit: the lock outlives transactions, and the connection never sits idle in one.
+            conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                taken = bool(conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": GROUPING_LOCK}).scalar())
+            except BaseException:
+                conn.invalidate()
+                conn.close()
+                raise
+            if not taken:
+                conn.close()
+                return False
+            self._leading = conn
+            return True
+
+    def close(self) -> None:
+        """Give the grouping lock up (for another replica to take)."""
+        with self._lead_lock:
+            self._drop_lead()
+
+    def _drop_lead(self) -> None:
+        if self._leading is None:
+            return
+        # Unlocked at once for the next taker (the server ends a closed connection's session a moment later); and
+        # the connection is discarded, not pooled, so that no lock can stay with whoever checks it out next.
+        with contextlib.suppress(SQLAlchemyError):  # a dead connection: its session, and the lock, are gone
+            self._leading.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": GROUPING_LOCK})
+        with contextlib.suppress(SQLAlchemyError):
+            self._leading.invalidate()
+        self._leading.close()
+        self._leading = None
 
     def unknown_faces(
         self, engine: str, model_version: str, *, after_id: int = 0, limit: int = 10_000
