@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
@@ -650,6 +651,30 @@ def test_label_match(repo: SQLRepository) -> None:
     assert info.value.code == "person_not_found"
     kept = repo.get_match(match_id)
     assert kept is not None and kept.person_id == ann.id
+
+
+def test_replace_match_keeps_a_ruling_made_on_the_row(repo: SQLRepository) -> None:
+    """A video track's row is rewritten at `left`: the snapshot follows, but a person named on the row from
+    history, or a "not this person" rejection, made while the track was in view, stands."""
+    ann, bob = enroll(repo, "Ann"), enroll(repo, "Bob")
+    # Unrequested changes: the writer recorded an unknown, then a vote named Ann: the row follows.
+    (match_id,) = repo.add_matches([new_match(None, crop_key="crops/v1.jpg")])
+    old = repo.replace_match(match_id, new_match(ann.id, crop_key="crops/v2.jpg"), recorded_person_id=None)
+    row = repo.get_match(match_id)
+    assert old == "crops/v1.jpg" and row is not None and (row.person_id, row.crop_key) == (ann.id, "crops/v2.jpg")
+
+    # A user names the row Bob (enrolled from history); the writer, which recorded Ann, still says Ann.
+    assert repo.label_match(match_id, bob.id)
+    repo.replace_match(match_id, new_match(ann.id, crop_key="crops/v3.jpg"), recorded_person_id=ann.id)
+    row = repo.get_match(match_id)
+    assert row is not None and (row.person_id, row.crop_key) == (bob.id, "crops/v3.jpg")
+
+    # "Not this person" on a row the writer recorded as Ann: it stays unknown and rejected.
+    (second,) = repo.add_matches([dataclasses.replace(new_match(ann.id), embedding=bytes(512))])
+    repo.reject_match(second, T0)
+    repo.replace_match(second, new_match(ann.id, crop_key="crops/w.jpg"), recorded_person_id=ann.id)
+    row = repo.get_match(second)
+    assert row is not None and row.person_id is None and row.rejected_at is not None
 
 
 def test_purge_matches_oldest_first(repo: SQLRepository) -> None:

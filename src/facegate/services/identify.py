@@ -102,12 +102,14 @@ def match_and_record(
     request_id: str | None = None,
     decided: list[Candidate | None] | None = None,
     replace: int | None = None,
+    recorded_person_id: str | None = None,
 ) -> IdentifyResult:
     """Search every analysed face and write one match-history row each. `decided`: the match of each face when
     the caller has already decided it (a video track, by its vote over many frames; None = unknown); by
     default the nearest candidate within `threshold`. `request_id`: the rows' (a video track's id).
     `replace`: the id of the row this (single) face rewrites rather than adding one (a video track's row, first
     written when the track was announced); its old crop is deleted once the row points at the new one.
+    `recorded_person_id`: whom the caller recorded in that row last (a ruling made since on the row stands).
     NotFound(match_not_found) when that row is gone; NotFound(person_not_found) when a matched person was."""
     info = rt.engine.info
     request_id = request_id or str(uuid.uuid4())
@@ -165,7 +167,10 @@ def match_and_record(
             if replace is None:
                 match_ids = rt.store.add_matches(records)
             else:
-                replaced, match_ids = rt.store.replace_match(replace, records[0]), [replace]
+                replaced, match_ids = (
+                    rt.store.replace_match(replace, records[0], recorded_person_id=recorded_person_id),
+                    [replace],
+                )
         except BaseException:
             rt.discard_blobs([key for key, _ in crops])
             raise

@@ -600,12 +600,15 @@ class Repository(Protocol):
         matched person was deleted meanwhile (nothing is stored then)."""
         ...
 
-    def replace_match(self, match_id: int, match: NewMatch) -> str | None:
+    def replace_match(self, match_id: int, match: NewMatch, *, recorded_person_id: str | None) -> str | None:
         """Overwrite a history row with a newer account of the same sighting (a video track's final snapshot and
-        identity); the row keeps its id and `created_at`. Clears the new crop's pending write and marks the old
-        crop (returned when it differs, else None) pending, in the same transaction: the caller deletes that blob.
-        NotFound(match_not_found) when the row is gone (purged, or its person deleted); NotFound(person_not_found)
-        when the matched person was deleted meanwhile (nothing is changed then)."""
+        identity); the row keeps its id and `created_at`. `recorded_person_id`: the person this writer recorded
+        in the row last; a row whose person changed since (named from history, merged) or that was rejected or
+        relabelled keeps that ruling (person, distance, confidence): only the snapshot is rewritten.
+        Clears the new crop's pending write and marks the old crop (returned when it differs, else None)
+        pending, in the same transaction: the caller deletes that blob. NotFound(match_not_found) when the row
+        is gone (purged, or its person deleted); NotFound(person_not_found) when the matched person was deleted
+        meanwhile (nothing is changed then)."""
         ...
 
     def list_matches(self, query: MatchFilter, *, limit: int, offset: int) -> tuple[list[MatchRow], int]:

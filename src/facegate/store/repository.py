@@ -667,7 +667,7 @@ class SQLRepository:
         except IntegrityError as exc:  # a matched person was deleted between the search and this write
             raise NotFound("A matched person was deleted meanwhile.", code="person_not_found") from exc
 
-    def replace_match(self, match_id: int, match: NewMatch) -> str | None:
+    def replace_match(self, match_id: int, match: NewMatch, *, recorded_person_id: str | None) -> str | None:
         try:
             with self.db.session() as session:
                 query = select(MatchRecord).where(MatchRecord.id == match_id).with_for_update()
@@ -677,9 +677,15 @@ class SQLRepository:
                 old = record.crop_key
                 record.request_id = match.request_id
                 record.source = match.source
-                record.person_id = match.person_id
-                record.distance = match.distance
-                record.confidence = match.confidence
+                ruled = (
+                    record.person_id != recorded_person_id
+                    or record.rejected_at is not None
+                    or record.relabelled_at is not None
+                )
+                if not ruled:  # else a user's (or retro-search's) ruling on the row stands
+                    record.person_id = match.person_id
+                    record.distance = match.distance
+                    record.confidence = match.confidence
                 record.threshold = match.threshold
                 record.left, record.top, record.width, record.height = match.left, match.top, match.width, match.height
                 record.quality = match.quality

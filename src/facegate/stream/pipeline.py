@@ -452,6 +452,7 @@ class Pipeline:
                     request_id=track.id,
                     decided=[match],
                     replace=track.match_id,
+                    recorded_person_id=track.announced,
                 )
             except NotFound as exc:
                 if exc.code == "match_not_found" and track.match_id is not None:
