@@ -282,6 +282,7 @@ def scale(output: Path, faces: int) -> dict[str, Any]:
     built = time.perf_counter() - started
     fresh.regroup()
     full = time.perf_counter() - started
+    fresh_labels = fresh.labels()
     report = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _commit(),
@@ -301,8 +302,8 @@ def scale(output: Path, faces: int) -> dict[str, Any]:
         "full_from_scratch": {
             "graph_build_seconds": round(built, 2),
             "seconds_including_build": round(full, 2),
-            "groups": len(set(fresh.labels().values())),
-            "score_by_seed_person": score(truth, [fresh.labels().get(i) for i in ids]),
+            "groups": len(set(fresh_labels.values())),
+            "score_by_seed_person": score(truth, [fresh_labels.get(i) for i in ids]),
         },
         "rss_mb": {"start": rss_start, "after_incremental": rss_incremental, "end": _rss_mb()},
         "raw_vectors_mb": round(vectors.nbytes / 2**20, 1),
