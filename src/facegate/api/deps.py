@@ -46,7 +46,9 @@ def _not_a_number(value: object) -> object:
 UtcDateTime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_utc_in_range)]
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """Async although it does no I/O: FastAPI runs a plain `def` dependency in a worker thread, one more thread
+    hop on every request for an attribute read."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
