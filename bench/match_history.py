@@ -1,6 +1,6 @@
 """Match history for the benches that search it (bench/retro_search.py, bench/search_history.py): a runtime on a
-fresh store with the default engine, and history rows for given descriptors, as identify writes them for faces
-nobody matched (no crops). Imported with PYTHONPATH=bench, like calib_descriptors."""
+fresh store with the default engine, history rows for given descriptors, as identify writes them for faces nobody
+matched (no crops), and people enrolled with given descriptors. Imported with PYTHONPATH=bench."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from facegate.config import OpenCVEngineSettings, Settings
 from facegate.services.runtime import Runtime
-from facegate.store.base import NewMatch
+from facegate.store.base import NewFace, NewImage, NewMatch, PersonCreate
 from facegate.vision.engine import EngineInfo
 from facegate.vision.pool import EnginePool
 
@@ -65,3 +65,22 @@ def unknown_matches(info: EngineInfo, vectors: npt.NDArray[np.floating]) -> list
         )
         for v in vectors
     ]
+
+
+def enroll(rt: Runtime, name: str, vectors: npt.NDArray[np.floating]) -> str:
+    """A person enrolled with these descriptors (one photo each, no blobs), through the store's own interface."""
+    info = rt.engine.info
+    images = [
+        NewImage(
+            id=str(uuid.uuid4()),
+            blob_key=f"bench/{uuid.uuid4()}.jpg",
+            sha256=uuid.uuid4().hex,
+            filename=None,
+            width=250,
+            height=250,
+            faces=[NewFace(0, 0, 100, 100, 1.0, 1.0, 100.0, info.name, info.model_version, v.astype("<f4").tobytes())],
+        )
+        for v in vectors
+    ]
+    person, _ = rt.store.save_enrollment(PersonCreate(name=name), images)
+    return person.id

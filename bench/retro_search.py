@@ -20,7 +20,6 @@ import json
 import platform
 import subprocess
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,30 +29,11 @@ import numpy as np
 from calib_descriptors import CALIB, calib_descriptors
 from facegate.services import sightings
 from facegate.services.runtime import Runtime
-from facegate.store.base import NewFace, NewImage, PersonCreate
-from match_history import bench_runtime, unknown_matches
+from match_history import bench_runtime, enroll, unknown_matches
 
 
 def history(rt: Runtime, vectors: np.ndarray) -> list[int]:
     return rt.store.add_matches(unknown_matches(rt.engine.info, vectors))
-
-
-def enroll(rt: Runtime, name: str, vectors: np.ndarray) -> str:
-    info = rt.engine.info
-    images = [
-        NewImage(
-            id=str(uuid.uuid4()),
-            blob_key=f"bench/{uuid.uuid4()}.jpg",
-            sha256=uuid.uuid4().hex,
-            filename=None,
-            width=250,
-            height=250,
-            faces=[NewFace(0, 0, 100, 100, 1.0, 1.0, 100.0, info.name, info.model_version, v.astype("<f4").tobytes())],
-        )
-        for v in vectors
-    ]
-    person, _ = rt.store.save_enrollment(PersonCreate(name=name), images)
-    return person.id
 
 
 def measure(rt: Runtime, identity: np.ndarray, vectors: np.ndarray, ids: list[int], enrolled: int) -> dict[str, Any]:

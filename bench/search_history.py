@@ -29,7 +29,6 @@ import subprocess
 import tempfile
 import time
 import urllib.parse
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,8 +40,7 @@ from sqlalchemy import text
 from calib_descriptors import calib_descriptors
 from facegate.services import history, sightings
 from facegate.services.runtime import Runtime
-from facegate.store.base import NewFace, NewImage, PersonCreate
-from match_history import bench_runtime, unknown_matches
+from match_history import bench_runtime, enroll, unknown_matches
 
 BATCH = 5000
 REPEATS = 5
@@ -74,14 +72,6 @@ def timed(call: Callable[[], Any]) -> tuple[dict[str, Any], Any]:
         result = call()
         times.append(time.perf_counter() - started)
     return {"seconds_median": round(statistics.median(times), 4), "seconds_all": [round(t, 4) for t in times]}, result
-
-
-def enroll_one(rt: Runtime, vector: np.ndarray) -> str:
-    info = rt.engine.info
-    face = NewFace(0, 0, 100, 100, 1.0, 1.0, 100.0, info.name, info.model_version, vector.astype("<f4").tobytes())
-    image = NewImage(str(uuid.uuid4()), f"bench/{uuid.uuid4()}.jpg", uuid.uuid4().hex, None, 250, 250, [face])
-    person, _ = rt.store.save_enrollment(PersonCreate(name="bench"), [image])
-    return person.id
 
 
 def measure(rt: Runtime, probe: np.ndarray, person_id: str, indexed: bool) -> dict[str, Any]:
@@ -152,7 +142,7 @@ def run(database: str, rows: int) -> tuple[list[dict[str, Any]], dict[str, Any] 
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(postgresql()) if database == "postgresql" else None
         rt = stack.enter_context(bench_runtime(url))
-        person = enroll_one(rt, vectors[0])
+        person = enroll(rt, "bench", vectors[:1])
         filled = 0
         for size in sorted({10_000, rows // 2, rows}):
             started = time.perf_counter()
