@@ -68,6 +68,7 @@ from facegate.store.factory import build_repository
 from facegate.vision.analysis import ImageAnalysis
 from facegate.vision.pool import EnginePool
 from facegate_bench.machine import machine
+from facegate_bench.other_load import process_times, steal_seconds
 from facegate_bench.quiet import cpu_canary_ms
 
 Array = npt.NDArray[Any]
@@ -97,31 +98,6 @@ SEARCH_K = 24
 # -- the machine's load ----------------------------------------------------------------------------------------
 
 
-def _proc_times() -> dict[int, tuple[int, float, str]]:
-    """pid -> (parent pid, CPU seconds so far, command name) for every readable process."""
-    tick = os.sysconf("SC_CLK_TCK")
-    result: dict[int, tuple[int, float, str]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(")") + 2 :].split()
-        result[int(entry.name)] = (
-            int(fields[1]),
-            (int(fields[11]) + int(fields[12])) / tick,
-            raw[raw.find("(") + 1 : raw.rfind(")")],
-        )
-    return result
-
-
-def _steal_seconds() -> float:
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
-
-
 def _loadavg() -> list[float]:
     return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
 
@@ -147,7 +123,7 @@ class CpuUse:
         self.result: dict[str, Any] = {}
 
     def _sample(self) -> None:
-        procs = _proc_times()
+        procs = process_times()
         self._ours |= set(self._roots)
         grew = True
         while grew:
@@ -172,7 +148,7 @@ class CpuUse:
     def __enter__(self) -> CpuUse:
         self.result["loadavg_before"] = _loadavg()
         self._sample()
-        self._steal = _steal_seconds()
+        self._steal = steal_seconds()
         self._started = time.perf_counter()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -192,7 +168,7 @@ class CpuUse:
             "other_processes_cpu_seconds": round(self.others_seconds, 1),
             "other_processes_cores": round(self.others_seconds / wall, 3),
             "top_other_processes": {name: round(cpu, 1) for name, cpu in top if cpu >= 0.1},
-            "hypervisor_steal_cores": round((_steal_seconds() - self._steal) / wall, 3),
+            "hypervisor_steal_cores": round((steal_seconds() - self._steal) / wall, 3),
         }
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _process_times() -> dict[int, tuple[int, float, str]]:
+def process_times() -> dict[int, tuple[int, float, str]]:
     """pid -> (parent pid, CPU seconds used so far, command name), for every process readable in /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     result: dict[int, tuple[int, float, str]] = {}
@@ -27,7 +27,7 @@ def _process_times() -> dict[int, tuple[int, float, str]]:
     return result
 
 
-def _steal_seconds() -> float:
+def steal_seconds() -> float:
     """CPU time the hypervisor gave to other guests, from /proc/stat (0 where unknown)."""
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()
@@ -58,7 +58,7 @@ class OtherLoad:
         self.steal_seconds = 0.0
 
     def _sample(self) -> None:
-        procs = _process_times()
+        procs = process_times()
         grew = True
         while grew:  # descendants of ours are ours, however deep; once ours, always ours (orphans too)
             new = {pid for pid, (ppid, _, _) in procs.items() if ppid in self._ours and pid not in self._ours}
@@ -81,7 +81,7 @@ class OtherLoad:
         if not Path("/proc/self/stat").is_file():
             return self
         self._sample()
-        self.steal_seconds = -_steal_seconds()
+        self.steal_seconds = -steal_seconds()
         self._started = time.perf_counter()
         self._thread = threading.Thread(target=self._run, name="other-load", daemon=True)
         self._thread.start()
@@ -93,7 +93,7 @@ class OtherLoad:
         self._stop.set()
         self._thread.join()
         self._sample()
-        self.steal_seconds += _steal_seconds()
+        self.steal_seconds += steal_seconds()
         self.wall_seconds = time.perf_counter() - self._started
 
     def summary(self) -> dict[str, Any]:
