@@ -5,15 +5,19 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from facegate.services import enroll as enroll_service
+from facegate.services import identify as identify_service
 from facegate.services.runtime import Runtime
+from facegate.services.schemas import Upload
 from facegate.store.blobs import FileBlobStore
 from facegate.store.models import FaceRecord, ImageRecord, MatchRecord, PendingBlob, Person
 from facegate.store.repository import SQLRepository
@@ -131,3 +135,25 @@ class FailingBlobStore(FileBlobStore):
         if self.puts == self.fail_on:
             raise OSError(28, "No space left on device (injected)")
         super().put(key, data)
+
+
+def enroll_photos(rt: Runtime, name: str, *paths: Path) -> str:
+    """Enroll `paths` as one new person through the service; their id."""
+    uploads = [Upload(filename=p.name, data=p.read_bytes()) for p in paths]
+    return enroll_service.enroll(rt, uploads, name=name).person.id
+
+
+def identify_times(rt: Runtime, photo: Path, times: int) -> list[int]:
+    """Identify a one-face `photo` `times` times; the match ids written, oldest first."""
+    ids = []
+    for _ in range(times):
+        [face] = identify_service.identify(rt, photo.read_bytes()).faces
+        assert face.match_id is not None
+        ids.append(face.match_id)
+    return ids
+
+
+def backdate_matches(rt: Runtime, match_ids: list[int], days: float) -> None:
+    with sql(rt).db.session() as session:
+        when = datetime.now(UTC) - timedelta(days=days)
+        session.execute(update(MatchRecord).where(MatchRecord.id.in_(match_ids)).values(created_at=when))

@@ -17,16 +17,14 @@ from facegate.calibration import Calibration, shipped
 from facegate.cli import app
 from facegate.config import Settings
 from facegate.services import audit, evaluation
-from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import keys as keys_service
 from facegate.services import people as people_service
 from facegate.services.runtime import Runtime, StoreRuntime
-from facegate.services.schemas import Upload
 from facegate.store.database import Database
 from facegate.store.models import MatchRecord
 from facegate.vision.pool import EnginePool
-from tests.support import blob_files, pending_blob_count, sql
+from tests.support import blob_files, enroll_photos, pending_blob_count, sql
 
 runner = CliRunner()
 
@@ -353,10 +351,6 @@ def test_keys_create_refuses_an_unknown_scope(data_dir: Path) -> None:
     assert "unknown scope root" in result.output
 
 
-def _enroll(rt: Runtime, name: str, *photos: Path) -> str:
-    return enroll_service.enroll(rt, [Upload(p.name, p.read_bytes()) for p in photos], name=name).person.id
-
-
 @contextmanager
 def _no_engine() -> Iterator[None]:
     """Inside, building or starting an engine pool, or sweeping pending blobs, fails the command."""
@@ -375,7 +369,7 @@ def test_people_and_keys_commands_start_no_engine(data_dir: Path, dev: Path, ope
     rt = Runtime(Settings(), engine=opencv_pool)
     rt.open()
     try:
-        powell = _enroll(rt, "Colin Powell", dev / "colin_powell" / "1.jpg")
+        powell = enroll_photos(rt, "Colin Powell", dev / "colin_powell" / "1.jpg")
     finally:
         rt.close()
     with _no_engine():
@@ -411,9 +405,9 @@ def test_people_delete_removes_photos_and_running_and_restarted_servers_forget_t
     server = Runtime(Settings(), engine=opencv_pool)
     server.open()
     try:
-        bush = _enroll(server, "George W Bush", dev / "george_w_bush" / "1.jpg")
+        bush = enroll_photos(server, "George W Bush", dev / "george_w_bush" / "1.jpg")
         bush_files = set(blob_files(server))
-        powell = _enroll(server, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
+        powell = enroll_photos(server, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
         powell_files = set(blob_files(server)) - bush_files
         assert len(powell_files) == 2 and len(server.index) == 3
         probe = (dev / "colin_powell" / "3.jpg").read_bytes()
@@ -450,8 +444,8 @@ def test_people_merge_starts_no_engine(data_dir: Path, dev: Path, opencv_pool: E
     rt = Runtime(Settings(), engine=opencv_pool)
     rt.open()
     try:
-        first = _enroll(rt, "Colin Powell", dev / "colin_powell" / "1.jpg")
-        second = _enroll(rt, "C. Powell", dev / "colin_powell" / "2.jpg")
+        first = enroll_photos(rt, "Colin Powell", dev / "colin_powell" / "1.jpg")
+        second = enroll_photos(rt, "C. Powell", dev / "colin_powell" / "2.jpg")
     finally:
         rt.close()
     with _no_engine():
@@ -468,8 +462,8 @@ def test_people_split_starts_no_engine(data_dir: Path, dev: Path, opencv_pool: E
     rt = Runtime(Settings(), engine=opencv_pool)
     rt.open()
     try:
-        powell = _enroll(rt, "Colin Powell", dev / "colin_powell" / "1.jpg")
-        bush = _enroll(rt, "George W. Bush", dev / "george_w_bush" / "1.jpg")
+        powell = enroll_photos(rt, "Colin Powell", dev / "colin_powell" / "1.jpg")
+        bush = enroll_photos(rt, "George W. Bush", dev / "george_w_bush" / "1.jpg")
         [bush_face] = [f.id for f in rt.store.list_faces(bush)]
         people_service.merge_people(rt, powell, bush)
     finally:

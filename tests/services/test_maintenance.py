@@ -14,35 +14,21 @@ from sqlalchemy import select, update
 from facegate.app import create_app
 from facegate.config import Settings
 from facegate.errors import ConfigurationError
-from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import maintenance
 from facegate.services import people as people_service
 from facegate.services.runtime import Runtime
-from facegate.services.schemas import Upload
 from facegate.store.models import FaceChangeRecord, ImageRecord, MatchRecord, PendingBlob
 from facegate.vision.pool import EnginePool
-from tests.support import blob_files, image_field, pending_blob_count, sql
-
-
-def _enroll(rt: Runtime, name: str, *paths: Path) -> str:
-    uploads = [Upload(filename=p.name, data=p.read_bytes()) for p in paths]
-    return enroll_service.enroll(rt, uploads, name=name).person.id
-
-
-def _seen(rt: Runtime, photo: Path, times: int) -> list[int]:
-    ids = []
-    for _ in range(times):
-        [face] = identify_service.identify(rt, photo.read_bytes()).faces
-        assert face.match_id is not None
-        ids.append(face.match_id)
-    return ids
-
-
-def _backdate_matches(rt: Runtime, match_ids: list[int], days: float) -> None:
-    with sql(rt).db.session() as session:
-        when = datetime.now(UTC) - timedelta(days=days)
-        session.execute(update(MatchRecord).where(MatchRecord.id.in_(match_ids)).values(created_at=when))
+from tests.support import (
+    backdate_matches,
+    blob_files,
+    enroll_photos,
+    identify_times,
+    image_field,
+    pending_blob_count,
+    sql,
+)
 
 
 def _match_ids(rt: Runtime) -> list[int]:
@@ -52,8 +38,8 @@ def _match_ids(rt: Runtime) -> list[int]:
 
 def test_without_match_retention_history_is_kept(runtime: Runtime, dev: Path) -> None:
     assert runtime.settings.retention.match_days is None
-    ids = _seen(runtime, dev / "colin_powell" / "1.jpg", 2)
-    _backdate_matches(runtime, ids, days=3650)
+    ids = identify_times(runtime, dev / "colin_powell" / "1.jpg", 2)
+    backdate_matches(runtime, ids, days=3650)
 
     result = maintenance.run(runtime)
 
@@ -64,8 +50,8 @@ def test_without_match_retention_history_is_kept(runtime: Runtime, dev: Path) ->
 
 def test_with_match_retention_old_history_is_purged(runtime: Runtime, dev: Path) -> None:
     runtime.settings.retention.match_days = 30
-    old, recent = _seen(runtime, dev / "colin_powell" / "1.jpg", 2)
-    _backdate_matches(runtime, [old], days=31)
+    old, recent = identify_times(runtime, dev / "colin_powell" / "1.jpg", 2)
+    backdate_matches(runtime, [old], days=31)
 
     result = maintenance.run(runtime)
 
@@ -79,7 +65,7 @@ def test_with_match_retention_old_history_is_purged(runtime: Runtime, dev: Path)
 def test_pending_blobs_older_than_the_grace_are_settled(runtime: Runtime, dev: Path) -> None:
     """Left by interrupted operations: an orphan past the grace is deleted; one within the grace may belong to
     a request in flight and stays; a pending key some row points at is kept and forgotten."""
-    _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
     with sql(runtime).db.session() as session:
         enrolled = session.scalars(select(ImageRecord.blob_key)).one()
     for key in ("images/zz/orphan-old.jpg", "images/zz/orphan-new.jpg"):
@@ -115,11 +101,11 @@ def test_old_change_log_entries_are_trimmed_and_a_lagging_replica_reloads(
     lagging = Runtime(settings, engine=opencv_pool)
     lagging.open()
     try:
-        powell = _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+        powell = enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
         lagging.sync_index()
         assert len(lagging.index) == 1
-        bush = _enroll(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
-        amy = _enroll(runtime, "Amy Adams", dev / "amy_adams" / "1.jpg")
+        bush = enroll_photos(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
+        amy = enroll_photos(runtime, "Amy Adams", dev / "amy_adams" / "1.jpg")
         people_service.delete_person(runtime, powell)
         with sql(runtime).db.session() as session:
             assert len(session.scalars(select(FaceChangeRecord.seq)).all()) == 4
@@ -166,7 +152,7 @@ def test_the_service_runs_maintenance_periodically(tmp_path: Path, dev: Path) ->
             assert response.status_code == 200, response.text
             ids.append(response.json()["faces"][0]["match_id"])
         old, recent = ids
-        _backdate_matches(rt, [old], days=2)
+        backdate_matches(rt, [old], days=2)
         assert len(blob_files(rt)) == 2
 
         deadline = time.monotonic() + 10

@@ -2,45 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from facegate.errors import NotFound
-from facegate.services import enroll as enroll_service
-from facegate.services import identify as identify_service
 from facegate.services import matches as matches_service
 from facegate.services import people as people_service
 from facegate.services.runtime import Runtime
-from facegate.services.schemas import PersonUpdate, Upload
+from facegate.services.schemas import PersonUpdate
 from facegate.store.models import MatchRecord
-from tests.support import blob_files, pending_blob_count, row_counts, sql
-
-
-def _enroll(rt: Runtime, name: str, *paths: Path) -> str:
-    uploads = [Upload(filename=p.name, data=p.read_bytes()) for p in paths]
-    return enroll_service.enroll(rt, uploads, name=name).person.id
-
-
-def _seen(rt: Runtime, photo: Path, times: int) -> list[int]:
-    """Identify `photo` `times` times; the match ids written, oldest first."""
-    ids = []
-    for _ in range(times):
-        [face] = identify_service.identify(rt, photo.read_bytes()).faces
-        assert face.match_id is not None
-        ids.append(face.match_id)
-    return ids
-
-
-def _backdate(rt: Runtime, match_ids: list[int], days: float) -> None:
-    with sql(rt).db.session() as session:
-        session.execute(
-            update(MatchRecord)
-            .where(MatchRecord.id.in_(match_ids))
-            .values(created_at=datetime.now(UTC) - timedelta(days=days))
-        )
+from tests.support import (
+    backdate_matches,
+    blob_files,
+    enroll_photos,
+    identify_times,
+    pending_blob_count,
+    row_counts,
+    sql,
+)
 
 
 def _crops(rt: Runtime, match_ids: list[int]) -> dict[int, Path]:
@@ -61,13 +42,13 @@ def test_purge_deletes_only_history_older_than_the_cutoff_with_its_crops(
     runtime: Runtime, dev: Path, monkeypatch: pytest.MonkeyPatch, batch: int
 ) -> None:
     monkeypatch.setattr(matches_service, "PURGE_BATCH", batch)
-    _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
-    ids = _seen(runtime, dev / "colin_powell" / "2.jpg", 5)
+    enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    ids = identify_times(runtime, dev / "colin_powell" / "2.jpg", 5)
     old, recent = ids[:3], ids[3:]
     crops = _crops(runtime, ids)
-    _backdate(runtime, old[:2], days=40)
-    _backdate(runtime, old[2:], days=31)
-    _backdate(runtime, recent[:1], days=29)  # inside the retention: kept
+    backdate_matches(runtime, old[:2], days=40)
+    backdate_matches(runtime, old[2:], days=31)
+    backdate_matches(runtime, recent[:1], days=29)  # inside the retention: kept
     photo_files = set(blob_files(runtime)) - set(crops.values())
 
     assert matches_service.purge_history(runtime, older_than_days=30) == 3
@@ -86,8 +67,8 @@ def test_purge_deletes_only_history_older_than_the_cutoff_with_its_crops(
 def test_purge_of_an_exact_multiple_of_the_batch(runtime: Runtime, dev: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A full last batch is followed by an empty one, which ends the loop (no endless loop, no miscount)."""
     monkeypatch.setattr(matches_service, "PURGE_BATCH", 2)
-    ids = _seen(runtime, dev / "colin_powell" / "2.jpg", 4)  # unknown faces: nobody is enrolled
-    _backdate(runtime, ids, days=10)
+    ids = identify_times(runtime, dev / "colin_powell" / "2.jpg", 4)  # unknown faces: nobody is enrolled
+    backdate_matches(runtime, ids, days=10)
 
     assert matches_service.purge_history(runtime, older_than_days=1) == 4
 
@@ -97,7 +78,7 @@ def test_purge_of_an_exact_multiple_of_the_batch(runtime: Runtime, dev: Path, mo
 
 
 def test_purge_with_nothing_old_enough(runtime: Runtime, dev: Path) -> None:
-    ids = _seen(runtime, dev / "colin_powell" / "2.jpg", 2)
+    ids = identify_times(runtime, dev / "colin_powell" / "2.jpg", 2)
     assert matches_service.purge_history(runtime, older_than_days=0.5) == 0
     assert _remaining(runtime) == ids
     assert len(blob_files(runtime)) == 2
@@ -105,11 +86,11 @@ def test_purge_with_nothing_old_enough(runtime: Runtime, dev: Path) -> None:
 
 def test_history_names_candidates_when_read(runtime: Runtime, dev: Path) -> None:
     """A rename shows in old matches; a deleted person drops out of other matches' candidates."""
-    powell = _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
-    bush = _enroll(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
-    [powell_seen] = _seen(runtime, dev / "colin_powell" / "2.jpg", 1)
-    [bush_seen] = _seen(runtime, dev / "george_w_bush" / "2.jpg", 1)
-    [stranger_seen] = _seen(runtime, dev / "ariel_sharon" / "1.jpg", 1)
+    powell = enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    bush = enroll_photos(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
+    [powell_seen] = identify_times(runtime, dev / "colin_powell" / "2.jpg", 1)
+    [bush_seen] = identify_times(runtime, dev / "george_w_bush" / "2.jpg", 1)
+    [stranger_seen] = identify_times(runtime, dev / "ariel_sharon" / "1.jpg", 1)
 
     def candidates(match_id: int) -> list[tuple[str, str]]:
         return [(c.person_id, c.name) for c in matches_service.get_match(runtime, match_id).candidates]
@@ -146,7 +127,7 @@ def test_history_names_candidates_when_read(runtime: Runtime, dev: Path) -> None
 def test_a_crop_lost_to_a_power_failure_is_not_found(runtime: Runtime, dev: Path, loss: str) -> None:
     # Crops are not fsynced by default (IdentifySettings.durable_crops): after a power loss the file of a
     # recent crop can be gone or empty while its match row survived.
-    [match_id] = _seen(runtime, dev / "colin_powell" / "1.jpg", 1)
+    [match_id] = identify_times(runtime, dev / "colin_powell" / "1.jpg", 1)
     match = sql(runtime).get_match(match_id)
     assert match is not None and match.crop_key
     crop_key = match.crop_key

@@ -16,12 +16,7 @@ from facegate.services.runtime import Runtime
 from facegate.services.schemas import PersonUpdate, Upload
 from facegate.store.blobs import FileBlobStore
 from facegate.store.models import MatchRecord
-from tests.support import blob_files, pending_blob_count, row_counts, sql
-
-
-def _enroll(rt: Runtime, name: str, *paths: Path) -> str:
-    uploads = [Upload(filename=p.name, data=p.read_bytes()) for p in paths]
-    return enroll_service.enroll(rt, uploads, name=name).person.id
+from tests.support import blob_files, enroll_photos, pending_blob_count, row_counts, sql
 
 
 class UndeletableBlobStore(FileBlobStore):
@@ -30,8 +25,8 @@ class UndeletableBlobStore(FileBlobStore):
 
 
 def test_delete_purges_everything_of_that_person_only(runtime: Runtime, dev: Path) -> None:
-    powell = _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
-    bush = _enroll(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
+    powell = enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
+    bush = enroll_photos(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
     identify_service.identify(runtime, (dev / "colin_powell" / "3.jpg").read_bytes())
     identify_service.identify(runtime, (dev / "george_w_bush" / "2.jpg").read_bytes())
     assert row_counts(runtime) == {"people": 2, "images": 3, "faces": 3, "matches": 2}
@@ -58,7 +53,7 @@ def test_delete_unknown_person(runtime: Runtime) -> None:
 
 
 def test_blob_that_cannot_be_deleted_is_left_for_the_orphan_sweep(runtime: Runtime, dev: Path) -> None:
-    person = _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    person = enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
     [leftover] = blob_files(runtime)
     real = runtime.blobs
     runtime.blobs = UndeletableBlobStore(runtime.settings.blob_path)
@@ -76,8 +71,8 @@ def test_blob_that_cannot_be_deleted_is_left_for_the_orphan_sweep(runtime: Runti
 
 
 def test_update_and_list(runtime: Runtime, dev: Path) -> None:
-    a = _enroll(runtime, "Alpha", dev / "colin_powell" / "1.jpg")
-    b = _enroll(runtime, "Beta", dev / "george_w_bush" / "1.jpg")
+    a = enroll_photos(runtime, "Alpha", dev / "colin_powell" / "1.jpg")
+    b = enroll_photos(runtime, "Beta", dev / "george_w_bush" / "1.jpg")
 
     updated = people_service.update_person(runtime, a, PersonUpdate(name="Alpha One", external_id="x-1"))
     assert (updated.name, updated.external_id, updated.face_count) == ("Alpha One", "x-1", 1)
@@ -91,13 +86,13 @@ def test_update_and_list(runtime: Runtime, dev: Path) -> None:
 
 @pytest.mark.parametrize("pattern", ["%", "_", "\\"])
 def test_name_filter_takes_wildcards_literally(runtime: Runtime, dev: Path, pattern: str) -> None:
-    _enroll(runtime, "Plain Name", dev / "colin_powell" / "1.jpg")
+    enroll_photos(runtime, "Plain Name", dev / "colin_powell" / "1.jpg")
     assert people_service.list_people(runtime, limit=10, offset=0, name=pattern).total == 0
 
 
 def test_an_empty_external_id_is_none_so_two_people_can_have_it(runtime: Runtime, dev: Path) -> None:
-    a = _enroll(runtime, "A", dev / "colin_powell" / "1.jpg")
-    b = _enroll(runtime, "B", dev / "george_w_bush" / "1.jpg")
+    a = enroll_photos(runtime, "A", dev / "colin_powell" / "1.jpg")
+    b = enroll_photos(runtime, "B", dev / "george_w_bush" / "1.jpg")
     assert people_service.update_person(runtime, a, PersonUpdate(external_id="")).external_id is None
     assert people_service.update_person(runtime, b, PersonUpdate(external_id="")).external_id is None
 

@@ -10,20 +10,13 @@ import numpy as np
 from sqlalchemy import select
 
 from facegate.config import HNSWIndexSettings, Settings
-from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import people as people_service
 from facegate.services.runtime import Runtime
-from facegate.services.schemas import Upload
 from facegate.store.base import NewFace
 from facegate.store.models import FaceRecord
 from facegate.vision.pool import EnginePool
-from tests.support import blob_files, pending_blob_count, sql
-
-
-def _enroll(rt: Runtime, name: str, *paths: Path) -> str:
-    uploads = [Upload(filename=p.name, data=p.read_bytes()) for p in paths]
-    return enroll_service.enroll(rt, uploads, name=name).person.id
+from tests.support import blob_files, enroll_photos, pending_blob_count, sql
 
 
 def _embedding(rt: Runtime, face_id: int) -> np.ndarray:
@@ -40,8 +33,8 @@ def _faces(rt: Runtime) -> dict[int, str]:
 def test_index_is_rebuilt_from_the_store_at_start(
     settings: Settings, opencv_pool: EnginePool, runtime: Runtime, dev: Path
 ) -> None:
-    powell = _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
-    bush = _enroll(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
+    powell = enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
+    bush = enroll_photos(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
     faces = _faces(runtime)
     runtime.close()
 
@@ -81,7 +74,7 @@ def _other_engine_face(rt: Runtime, image_id: str) -> None:
 
 
 def test_load_takes_only_embeddings_of_the_current_engine(runtime: Runtime, dev: Path) -> None:
-    person = _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    person = enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
     [face] = runtime.store.list_faces(person)
     _other_engine_face(runtime, face.image_id)
 
@@ -100,7 +93,7 @@ def test_load_of_an_empty_store(runtime: Runtime) -> None:
 def test_settle_removes_unreferenced_pending_blobs_and_keeps_referenced_and_young_ones(
     runtime: Runtime, dev: Path
 ) -> None:
-    _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
     [enrolled] = blob_files(runtime)
     enrolled_key = enrolled.relative_to(runtime.settings.blob_path).as_posix()
     # A crash between the pending record and the rows: the blob is written, nothing points at it.
@@ -177,7 +170,7 @@ def test_index_follows_enrollments_and_deletes_made_by_another_process(
     probe = (dev / "colin_powell" / "3.jpg").read_bytes()
     try:
         assert identify_service.identify(server, probe).faces[0].match is None
-        powell = _enroll(other, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
+        powell = enroll_photos(other, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
         time.sleep(0.01)
 
         seen = identify_service.identify(server, probe).faces[0].match
@@ -194,7 +187,7 @@ def test_index_follows_enrollments_and_deletes_made_by_another_process(
 
 
 def test_sync_is_a_no_op_when_nothing_changed(runtime: Runtime, dev: Path) -> None:
-    _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
     runtime.sync_index()
     assert len(runtime.index) == 1
     runtime.sync_index()
@@ -207,8 +200,8 @@ def test_a_trimmed_change_log_makes_a_lagging_replica_reload(
     lagging = Runtime(settings, engine=opencv_pool)
     lagging.open()
     try:
-        _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
-        _enroll(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
+        enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+        enroll_photos(runtime, "George W. Bush", dev / "george_w_bush" / "1.jpg")
         assert runtime.store.trim_changes(datetime.now(UTC) + timedelta(days=1)) >= 1
         assert runtime.store.changes_since(0) is None
 
@@ -237,12 +230,12 @@ class _NoFullLoad:
 def test_restart_loads_the_index_snapshot_and_applies_changes_made_meanwhile(
     settings: Settings, opencv_pool: EnginePool, runtime: Runtime, dev: Path
 ) -> None:
-    powell = _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
+    powell = enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg", dev / "colin_powell" / "2.jpg")
     runtime.close()  # saves the snapshot
     # While the service is down, another process enrolls someone and deletes someone.
     other = Runtime(settings.model_copy(update={"index": HNSWIndexSettings(snapshot=False)}), engine=opencv_pool)
     other.open()
-    bush = _enroll(other, "George W. Bush", dev / "george_w_bush" / "1.jpg")
+    bush = enroll_photos(other, "George W. Bush", dev / "george_w_bush" / "1.jpg")
     people_service.delete_person(other, powell)
     other.close()
 
@@ -262,7 +255,7 @@ def test_restart_loads_the_index_snapshot_and_applies_changes_made_meanwhile(
 def test_a_snapshot_of_another_store_is_not_used(
     settings: Settings, opencv_pool: EnginePool, runtime: Runtime, dev: Path, tmp_path: Path
 ) -> None:
-    _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
     runtime.close()
     # Same data directory (so the same snapshot files), a different, empty database.
     fresh = settings.model_copy(
@@ -281,7 +274,7 @@ def test_a_snapshot_of_another_store_is_not_used(
 def test_a_damaged_snapshot_is_rebuilt_from_the_store(
     settings: Settings, opencv_pool: EnginePool, runtime: Runtime, dev: Path
 ) -> None:
-    _enroll(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
+    enroll_photos(runtime, "Colin Powell", dev / "colin_powell" / "1.jpg")
     runtime.close()
     for graph in (settings.data_dir / "index").glob("*/index.graph"):
         graph.write_bytes(b"not a graph")

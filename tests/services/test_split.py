@@ -9,17 +9,12 @@ import pytest
 
 from facegate.config import Settings
 from facegate.errors import InvalidInput, NotFound
-from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import people as people_service
 from facegate.services.runtime import Runtime
-from facegate.services.schemas import PersonSplit, Upload
+from facegate.services.schemas import PersonSplit
 from facegate.vision.pool import EnginePool
-from tests.support import row_counts
-
-
-def _enroll(rt: Runtime, name: str, *photos: Path) -> str:
-    return enroll_service.enroll(rt, [Upload(p.name, p.read_bytes()) for p in photos], name=name).person.id
+from tests.support import enroll_photos, row_counts
 
 
 def _named(rt: Runtime, photo: Path) -> str | None:
@@ -37,8 +32,8 @@ def fused(settings: Settings, fusion_pool: EnginePool) -> Iterator[Runtime]:
 
 def _merge_then_split(rt: Runtime, identities: dict[str, list[Path]]) -> None:
     powell, bush = identities["colin_powell"], identities["george_w_bush"]
-    p = _enroll(rt, "Colin Powell", *powell[:2])
-    b = _enroll(rt, "George W. Bush", *bush[:2])
+    p = enroll_photos(rt, "Colin Powell", *powell[:2])
+    b = enroll_photos(rt, "George W. Bush", *bush[:2])
     bush_faces = [f.id for f in people_service.list_faces(rt, b)]
     people_service.merge_people(rt, p, b)  # the mistake
     assert _named(rt, bush[2]) == "Colin Powell"
@@ -69,8 +64,8 @@ def test_split_moves_every_descriptor_of_a_photo_under_fusion(
 
 def test_split_to_an_existing_person(runtime: Runtime, identities: dict[str, list[Path]]) -> None:
     powell, bush = identities["colin_powell"], identities["george_w_bush"]
-    p = _enroll(runtime, "Colin Powell", powell[0], bush[0])  # a mislabelled photo
-    b = _enroll(runtime, "George W. Bush", bush[1])
+    p = enroll_photos(runtime, "Colin Powell", powell[0], bush[0])  # a mislabelled photo
+    b = enroll_photos(runtime, "George W. Bush", bush[1])
     wrong = [f.id for f in people_service.list_faces(runtime, p)][1:]
     moved = people_service.split_person(runtime, p, PersonSplit(face_ids=wrong, person_id=b))
     assert moved.id == b and moved.face_count == 2
@@ -79,8 +74,8 @@ def test_split_to_an_existing_person(runtime: Runtime, identities: dict[str, lis
 
 def test_split_refuses_bad_requests_and_changes_nothing(runtime: Runtime, identities: dict[str, list[Path]]) -> None:
     powell, bush = identities["colin_powell"], identities["george_w_bush"]
-    p = _enroll(runtime, "Colin Powell", powell[0])
-    b = _enroll(runtime, "George W. Bush", bush[0])
+    p = enroll_photos(runtime, "Colin Powell", powell[0])
+    b = enroll_photos(runtime, "George W. Bush", bush[0])
     [own] = [f.id for f in people_service.list_faces(runtime, p)]
     [theirs] = [f.id for f in people_service.list_faces(runtime, b)]
     before = row_counts(runtime)
