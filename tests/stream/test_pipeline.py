@@ -11,6 +11,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from facegate.events.base import Event
@@ -19,8 +21,10 @@ from facegate.services import people as people_service
 from facegate.services.runtime import Runtime
 from facegate.services.schemas import Upload
 from facegate.store.base import MatchFilter
-from facegate.stream.pipeline import Pipeline, StreamOptions
+from facegate.stream.identity import Decision, TrackIdentity
+from facegate.stream.pipeline import Pipeline, StreamOptions, _Track
 from facegate.stream.sources import SourceError
+from facegate.vision.engine import Box
 
 HAMILTON_FRAMES = 275  # video.csv
 
@@ -229,3 +233,27 @@ def test_a_missing_source_fails_clearly(runtime: Runtime, tmp_path: Path) -> Non
     stats = pipeline.stats()
     assert stats.state == "failed" and stats.error is not None and "gone.mp4" in stats.error
     assert pipeline.latest_frame() is None
+
+
+def test_the_frame_shows_boxes_only_of_faces_detected_in_it(runtime: Runtime) -> None:
+    """The live view's frame: a track still kept while its face is not detected (turned away: the tracker only
+    predicts its box) is not boxed on a frame it is not in; the one detected in that frame is."""
+    pipeline = Pipeline(
+        runtime, stream_id="id-x", name="x", source="0", options=StreamOptions.from_settings(runtime.settings.streams)
+    )
+    now = datetime.now(UTC)
+    here, gone = Box(20, 20, 40, 40), Box(100, 20, 40, 40)
+    for key, box, last_seen in (("a", here, 2.0), ("b", gone, 1.4)):
+        track = _Track(key, TrackIdentity(keep=5), box, 0.0, last_seen, now, now, appeared=True)
+        track.decision = Decision(None, None, None, None, 3)
+        pipeline._tracks[len(pipeline._tracks)] = track
+    pipeline._last_frame, pipeline._last_frame_ts = np.zeros((80, 160, 3), np.uint8), 2.0
+
+    jpeg = pipeline.latest_frame()
+    assert jpeg is not None
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+
+    def drawn(box: Box) -> bool:  # the box's left edge is coloured
+        return bool(image[box.top + 5 : box.top + box.height - 5, box.left].max() > 100)
+
+    assert drawn(here) and not drawn(gone)

@@ -166,6 +166,7 @@ class Pipeline:
         self._interval = 1.0 / options.sample_fps
         self._inflight = max(1, rt.engine.workers)  # frames analysed at once
         self._last_frame: npt.NDArray[np.uint8] | None = None
+        self._last_frame_ts = -1.0  # media seconds of that frame
         self._started_mono = time.monotonic()
         self._started_wall = datetime.now(UTC)
 
@@ -201,10 +202,15 @@ class Pipeline:
             )
 
     def latest_frame(self) -> bytes | None:
-        """JPEG of the frame analysed last, with the announced tracks' boxes and names drawn on it."""
+        """JPEG of the frame analysed last, with the boxes and names of the announced tracks detected in it (a
+        track kept through a few frames without its face, e.g. turned away, has only a predicted box: not drawn)."""
         with self._lock:
             image = self._last_frame
-            tracks = [(t.box, t.decision.name if t.decision else None) for t in self._tracks.values() if t.appeared]
+            tracks = [
+                (t.box, t.decision.name if t.decision else None)
+                for t in self._tracks.values()
+                if t.appeared and t.last_seen == self._last_frame_ts
+            ]
         if image is None:
             return None
         image = image.copy()
@@ -364,7 +370,7 @@ class Pipeline:
                 elif track.appeared and track.decision.person_id != track.announced:
                     changed.append(track)
             self._analysed += 1
-            self._last_frame = frame.image
+            self._last_frame, self._last_frame_ts = frame.image, frame.ts
             self._lag = max(0.0, time.monotonic() - frame.captured) if video.live else 0.0
         for track in announce:
             self._publish("appeared", track, match_id=self._record(track))

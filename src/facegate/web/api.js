@@ -42,8 +42,9 @@ function query(params) {
   return text ? `?${text}` : "";
 }
 
-async function send(method, path, { params, json, form, key, signal } = {}) {
+async function send(method, path, { params, json, form, key, signal, lastEventId } = {}) {
   const headers = { "X-API-Key": key ?? storedKey() ?? "" };
+  if (lastEventId) headers["Last-Event-ID"] = lastEventId;
   let body;
   if (json !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -105,8 +106,10 @@ export const api = {
     return URL.createObjectURL(await response.blob());
   },
   // Server-Sent Events with the key: EventSource cannot send headers, so read the fetch body as a stream.
-  async events(path, params, onEvent, signal) {
-    const response = await send("GET", path, { params, signal });
+  // `resume.lastEventId`: the id of the last event seen (sent as Last-Event-ID, so the server replays what came
+  // since); kept up to date as events arrive, for the next reconnection.
+  async events(path, params, onEvent, signal, resume = {}) {
+    const response = await send("GET", path, { params, signal, lastEventId: resume.lastEventId });
     const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
     for (;;) {
@@ -118,6 +121,7 @@ export const api = {
         const block = buffer.slice(0, end);
         buffer = buffer.slice(end + 2);
         let type = "message";
+        let id = null;
         const data = [];
         for (const line of block.split("\n")) {
           if (line.startsWith(":")) continue; // keep-alive comment
@@ -126,6 +130,7 @@ export const api = {
           const text = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
           if (field === "event") type = text;
           else if (field === "data") data.push(text);
+          else if (field === "id") id = text;
         }
         if (data.length) {
           let body = data.join("\n");
@@ -134,6 +139,7 @@ export const api = {
           } catch {
             // plain text data: pass it on as it is
           }
+          if (id !== null) resume.lastEventId = id;
           onEvent(type, body);
         }
       }

@@ -12,6 +12,7 @@ function describeEvent(type, body) {
   if (type === "appeared") return `${who} appeared${body.stream ? ` on ${body.stream}` : ""}${body.confidence != null ? ` (${percent(body.confidence)})` : ""}`;
   if (type === "updated") return `${body.name ? `Recognised as ${body.name}` : "No longer recognised"}${body.stream ? ` on ${body.stream}` : ""}`;
   if (type === "left") return `${who} left${body.stream ? ` ${body.stream}` : ""}`;
+  if (type === "gap") return "Some events were missed while disconnected";
   if (type === "unknown_person_recurring") return `An unknown person keeps coming back (${body.sightings} sightings): see Suggested`;
   return type.replaceAll("_", " ");
 }
@@ -26,6 +27,7 @@ export async function render(ctx) {
   const inView = h("ul", { class: "in-view", "aria-label": "In view now" });
   const feed = h("ol", { class: "feed", "aria-label": "Events", "aria-live": "polite" });
   let current = null;
+  let currentEnabled = true;
   let timer = null;
   let shown = null; // the object URL of the frame on screen
 
@@ -57,6 +59,9 @@ export async function render(ctx) {
     const id = current;
     try {
       const stream = await api.get(`/api/v1/streams/${encodeURIComponent(id)}`, null, { signal: ctx.signal });
+      if (id !== current) return;
+      currentEnabled = stream.enabled !== false;
+      if (pause) pause.textContent = currentEnabled ? "Pause this stream" : "Resume this stream";
       fill(
         inView,
         stream.tracks.length
@@ -120,13 +125,15 @@ export async function render(ctx) {
   });
 
   async function listen() {
-    // Reconnects with a pause while the view is open (a server restart, a proxy timeout).
+    // Reconnects with a pause while the view is open (a server restart, a proxy timeout), from the last event
+    // seen: the server replays what came meanwhile, or says with a "gap" event that it no longer has it all.
+    const resume = {};
     while (!ctx.signal.aborted) {
       try {
         await api.events("/api/v1/events", null, (type, body) => {
           feed.prepend(h("li", {}, h("time", { datetime: body.at || "" }, when(body.at || new Date().toISOString())), " ", describeEvent(type, body)));
           while (feed.children.length > FEED_MAX) feed.lastChild.remove();
-        }, ctx.signal);
+        }, ctx.signal, resume);
       } catch (err) {
         if (err.name === "AbortError" || ctx.signal.aborted) return;
       }
@@ -134,6 +141,7 @@ export async function render(ctx) {
     }
   }
 
+  let pause = null; // admins: pause (disable) or resume (enable) the stream on screen
   const side = () => h("section", {}, h("h2", {}, "In view"), inView, h("h2", {}, "Events"), feed);
   const sections = [h("h1", {}, "Live"), message, picker];
   if (isAdmin) {
@@ -168,7 +176,19 @@ export async function render(ctx) {
         await loadStreams();
       });
     });
-    sections.push(form, h("div", { class: "live" }, h("div", {}, status, screen, remove), side()));
+    pause = h("button", { type: "button", class: "link" }, "Pause this stream");
+    pause.addEventListener("click", async () => {
+      if (!current) return;
+      const id = current;
+      await busy(pause, message, async () => {
+        const updated = await api.patch(`/api/v1/streams/${encodeURIComponent(id)}`, { enabled: !currentEnabled });
+        if (id !== current) return;
+        currentEnabled = updated.enabled !== false;
+        pause.textContent = currentEnabled ? "Pause this stream" : "Resume this stream";
+        await loadStreams();
+      });
+    });
+    sections.push(form, h("div", { class: "live" }, h("div", {}, status, screen, h("div", { class: "actions" }, pause, remove)), side()));
   } else {
     sections.push(h("div", { class: "live" }, h("div", {}, status, screen), side()));
   }
