@@ -167,7 +167,8 @@ def worker(
     role: Annotated[
         str,
         typer.Option(
-            help="all: whole streams; ingest: read, sample and publish frames; recognize: the pipeline on them"
+            help="all: whole streams; ingest: read, sample and publish frames; recognize: the pipeline on them; "
+            "webhooks: deliver events from NATS to the webhooks (FACEGATE_EVENTS__WEBHOOK_DELIVERY=workers)"
         ),
     ] = "all",
     max_streams: Annotated[
@@ -178,16 +179,29 @@ def worker(
     """Run video streams as one of several workers sharing them through NATS (FACEGATE_STREAMS__NATS_URL); a
     dead worker's streams are taken over by the others. Streams are added with POST /api/v1/streams on a server
     (FACEGATE_STREAMS__RUN_IN_SERVER=false there) sharing this worker's store. A split deployment runs ingest
-    and recognize workers (each stream's frames go from one to the other over NATS). Stops on SIGTERM or Ctrl-C."""
+    and recognize workers (each stream's frames go from one to the other over NATS), and webhook workers may
+    deliver the events. Stops on SIGTERM or Ctrl-C."""
     from facegate.stream.worker import ROLES, run_worker
 
     settings = _settings()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if role == "webhooks":
+        from facegate.events.webhook_worker import run_webhook_worker
+
+        events = settings.events
+        if events.type != "nats" or not events.webhooks or events.webhook_delivery != "workers":
+            raise typer.BadParameter(
+                "webhook workers need FACEGATE_EVENTS__TYPE=nats, FACEGATE_EVENTS__WEBHOOKS and "
+                "FACEGATE_EVENTS__WEBHOOK_DELIVERY=workers (so that no other process delivers them too)",
+                param_hint="--role",
+            )
+        run_webhook_worker(events)
+        return
     if worker_id is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", worker_id):
         raise typer.BadParameter("letters, digits, - and _ only (at most 100)", param_hint="--id")
     chosen = next((r for r in ROLES if r == role), None)
     if chosen is None:
-        raise typer.BadParameter(f"one of {', '.join(ROLES)}", param_hint="--role")
+        raise typer.BadParameter(f"one of {', '.join(ROLES)}, webhooks", param_hint="--role")
     if max_streams is not None:
         settings.streams = settings.streams.model_copy(update={"max_streams": max_streams})
     try:

@@ -315,6 +315,9 @@ class EventsSettings(BaseModel):
     # URLs that receive every event as a signed POST (X-Facegate-Signature: sha256=HMAC of the body).
     webhooks: Annotated[list[str], NoDecode, BeforeValidator(_url_list)] = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
+    # inline: each process that makes events POSTs them (a thread per URL); workers: it only publishes them to
+    # NATS JetStream and `facegate worker --role webhooks` processes deliver them (at least once, resumable).
+    webhook_delivery: Literal["inline", "workers"] = "inline"
     # Events kept per subscriber (an SSE connection) before its oldest are dropped.
     queue_size: int = Field(256, ge=1)
     # The newest events kept in memory for a reconnecting SSE client (`Last-Event-ID`) to catch up on.
@@ -348,6 +351,8 @@ class EventsSettings(BaseModel):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 problems.append(f"webhook {url!r} is not an http:// or https:// URL")
+        if self.webhook_delivery == "workers" and self.type != "nats":
+            problems.append("webhook_delivery=workers needs type=nats (the workers read the JetStream stream)")
         if self.webhooks and not (self.webhook_secret and self.webhook_secret.get_secret_value()):
             problems.append("webhooks need webhook_secret (FACEGATE_EVENTS__WEBHOOK_SECRET): deliveries are signed")
         if problems:

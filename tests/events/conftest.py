@@ -4,6 +4,7 @@ events, and a real HTTP server receiving webhooks."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -16,10 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import nats
 import pytest
+from nats.js.errors import NotFoundError
 
 from facegate.config import Settings
 from facegate.events.base import Event
+from facegate.events.nats_jetstream import stream_name
 from facegate.services.runtime import Runtime
 from facegate.vision.pool import EnginePool
 
@@ -72,6 +76,27 @@ def free_port() -> int:
 @pytest.fixture
 def prefix() -> str:
     return f"facegate.test{uuid.uuid4().hex[:10]}"
+
+
+NATS_URL = "nats://127.0.0.1:4222"
+
+
+async def _delete_stream(stream: str) -> None:
+    nc = await nats.connect(NATS_URL)
+    try:
+        await nc.jetstream().delete_stream(stream)
+    except NotFoundError:
+        pass
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def stream(prefix: str) -> Iterator[str]:
+    """The JetStream stream of `prefix`'s events, deleted after the test."""
+    name = stream_name(prefix)
+    yield name
+    asyncio.run(_delete_stream(name))
 
 
 RuntimeFactory = Callable[..., Runtime]

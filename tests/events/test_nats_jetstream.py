@@ -8,19 +8,16 @@ import json
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
-from nats.js.errors import NotFoundError
 
 from facegate.events.base import Event
 from facegate.events.nats_jetstream import NatsRelay, _covers, stream_name
+from tests.events.conftest import NATS_URL as URL
 from tests.events.conftest import RuntimeFactory, appeared, assert_track_event, free_port, wait_for
-
-URL = "nats://127.0.0.1:4222"
 
 
 async def _stored(stream: str) -> list[Any]:
@@ -32,23 +29,6 @@ async def _stored(stream: str) -> list[Any]:
         return [await js.get_msg(stream, seq) for seq in range(info.state.first_seq, info.state.last_seq + 1)]
     finally:
         await nc.close()
-
-
-async def _delete(stream: str) -> None:
-    nc = await nats.connect(URL)
-    try:
-        await nc.jetstream().delete_stream(stream)
-    except NotFoundError:
-        pass
-    finally:
-        await nc.close()
-
-
-@pytest.fixture
-def stream(prefix: str) -> Iterator[str]:
-    name = stream_name(prefix)
-    yield name
-    asyncio.run(_delete(name))
 
 
 def test_stream_name() -> None:

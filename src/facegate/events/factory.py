@@ -60,7 +60,7 @@ def build_event_bus(settings: EventsSettings) -> EventBus:
     broker = _broker(settings)
     if broker is not None:
         transports.append(broker)
-    if settings.webhooks:
+    if settings.webhooks and settings.webhook_delivery == "inline":  # else `facegate worker --role webhooks`
         from facegate.events.webhooks import WebhookTransport
 
         assert settings.webhook_secret is not None  # EventsSettings requires it with webhooks

@@ -50,6 +50,24 @@ def _covers(pattern: str, subject: str) -> bool:
     return len(have) == len(want)
 
 
+async def ensure_stream(js: JetStreamContext, prefix: str, max_msgs: int) -> None:
+    """The stream that holds `<prefix>.>`: made when no stream holds those subjects yet (another stream that
+    already holds them is used as the operator configured it)."""
+    name, subjects = stream_name(prefix), f"{prefix}.>"
+    try:
+        info = await js.stream_info(name)
+    except NotFoundError:
+        try:
+            await js.add_stream(name=name, subjects=[subjects], max_msgs=max_msgs, max_age=MAX_AGE_SECONDS)
+        except BadRequestError as exc:
+            # Another stream already holds these subjects (JetStream refuses overlaps): publish into it.
+            if "overlap" not in str(exc).lower():
+                raise
+        return
+    if not any(_covers(s, subjects) for s in info.config.subjects or []):
+        raise RuntimeError(f"stream {name} exists but does not hold {subjects}; fix it or change the prefix")
+
+
 class NatsTransport:
     backend = "nats"
 
@@ -81,7 +99,7 @@ class NatsTransport:
         try:
             self._nc = self._call(self._connect())
             self._js = self._nc.jetstream(timeout=self.timeout)
-            self._call(self._ensure_stream(self._js))
+            self._call(ensure_stream(self._js, self.prefix, self.max_msgs))
         except BaseException:
             self.disconnect()
             raise
@@ -103,23 +121,6 @@ class NatsTransport:
             disconnected_cb=quiet,
             closed_cb=quiet,
         )
-
-    async def _ensure_stream(self, js: JetStreamContext) -> None:
-        subjects = f"{self.prefix}.>"
-        try:
-            info = await js.stream_info(self.stream)
-        except NotFoundError:
-            try:
-                await js.add_stream(
-                    name=self.stream, subjects=[subjects], max_msgs=self.max_msgs, max_age=MAX_AGE_SECONDS
-                )
-            except BadRequestError as exc:
-                # Another stream already holds these subjects (JetStream refuses overlaps): publish into it.
-                if "overlap" not in str(exc).lower():
-                    raise
-            return
-        if not any(_covers(s, subjects) for s in info.config.subjects or []):
-            raise RuntimeError(f"stream {self.stream} exists but does not hold {subjects}; fix it or change the prefix")
 
     def send(self, event: Event) -> None:
         assert self._js is not None
