@@ -145,6 +145,7 @@ class Receiver:
 
     url: str
     statuses: list[int] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)  # seconds before answering, per request in turn
     deliveries: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -164,6 +165,8 @@ def receiver() -> Iterator[Receiver]:
             with state.lock:
                 state.deliveries.append(Delivery({k.lower(): v for k, v in self.headers.items()}, body))
                 status = state.statuses.pop(0) if state.statuses else 204
+                delay = state.delays.pop(0) if state.delays else 0.0
+            time.sleep(delay)
             self.send_response(status)
             if 300 <= status < 400:
                 self.send_header("Location", f"{state.url}/moved")

@@ -195,3 +195,37 @@ def test_the_command_delivers_and_stops_on_sigterm(
         worker.send_signal(signal.SIGTERM)
         _, err = worker.communicate(timeout=20)
     assert worker.returncode == 0, err
+
+
+def test_a_killed_workers_event_goes_out_from_another_worker(
+    make_runtime: RuntimeFactory, receiver: Receiver, prefix: str, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    """kill -9 of a webhook worker while its receiver is answering: the event was never acknowledged, so
+    JetStream hands it to the other worker after the ack wait (2 x timeout + 5 s = 9 s here)."""
+    receiver.delays = [5.0]
+    env = {
+        "FACEGATE_DATA_DIR": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+        **{f"FACEGATE_EVENTS__{k.upper()}": str(v) for k, v in _settings(prefix, receiver).items() if k != "webhooks"},
+        "FACEGATE_EVENTS__WEBHOOKS": receiver.url,
+    }
+    doomed = subprocess.Popen([sys.executable, "-m", "facegate", "worker", "--role", "webhooks"], env=env)
+    try:
+        rt = make_runtime(**_settings(prefix, receiver))
+        sent: list[Event] = []
+
+        def publish_one() -> bool:
+            sent.append(appeared(track=len(sent)))
+            rt.events.publish(sent[-1])
+            time.sleep(0.2)
+            return bool(receiver.received())
+
+        assert wait_for(publish_one, timeout=30)  # the worker took one and its receiver is answering slowly
+        doomed.kill()
+        doomed.wait(10)
+        first = receiver.received()[0].headers["x-facegate-delivery"]
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+    start_worker()
+    assert wait_for(lambda: first in [d.headers["x-facegate-delivery"] for d in receiver.received()[1:]], timeout=30)
