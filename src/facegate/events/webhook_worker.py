@@ -102,8 +102,15 @@ async def _serve_url(
             messages = await sub.fetch(FETCH_BATCH, timeout=1.0)
         except (NatsTimeout, TimeoutError):  # nothing to fetch within the second (nats-py raises either)
             continue
+        except Exception as exc:  # NATS reconnecting: what was fetched and not acknowledged comes again
+            log.warning("webhooks: fetching for %s: %r; retrying", transport.target, exc)
+            await asyncio.sleep(1.0)
+            continue
         for msg in messages:
-            await _handle(msg, transport, settings)
+            try:
+                await _handle(msg, transport, settings)
+            except Exception as exc:  # the acknowledgement lost with the connection: JetStream delivers it again
+                log.warning("webhooks: event for %s not acknowledged: %r", transport.target, exc)
 
 
 async def _run(settings: EventsSettings, stop: asyncio.Event, ready: threading.Event | None) -> None:
