@@ -18,6 +18,7 @@ import pytest
 from facegate.config import EventsSettings
 from facegate.events.base import Event
 from facegate.events.webhook_worker import consumer_name, retry_delay, run_webhook_worker
+from facegate.services.runtime import Runtime
 from tests.events.conftest import NATS_URL, Receiver, RuntimeFactory, appeared, assert_track_event, wait_for
 from tests.events.test_webhooks import SECRET, verify
 
@@ -34,6 +35,30 @@ def _settings(prefix: str, receiver: Receiver, **extra: Any) -> dict[str, Any]:
         "timeout_seconds": 2.0,
         **extra,
     }
+
+
+def _worker_env(prefix: str, receiver: Receiver, tmp_path: Path) -> dict[str, str]:
+    """The environment of a `facegate worker --role webhooks` process with `_settings`."""
+    events = {f"FACEGATE_EVENTS__{k.upper()}": str(v) for k, v in _settings(prefix, receiver).items()}
+    return {
+        **events,
+        "FACEGATE_EVENTS__WEBHOOKS": receiver.url,
+        "FACEGATE_DATA_DIR": str(tmp_path),
+        "PATH": "/usr/bin:/bin",
+    }
+
+
+def _publish_until_received(rt: Runtime, receiver: Receiver, sent: list[Event]) -> bool:
+    """A worker's consumer starts with what is published once it exists: publish new events (into `sent`) until
+    one arrives."""
+
+    def publish_one() -> bool:
+        sent.append(appeared(track=len(sent)))
+        rt.events.publish(sent[-1])
+        time.sleep(0.2)
+        return bool(receiver.received())
+
+    return wait_for(publish_one, timeout=30)
 
 
 @dataclass
@@ -166,12 +191,7 @@ def test_the_command_needs_worker_delivery(tmp_path: Path) -> None:
 def test_the_command_delivers_and_stops_on_sigterm(
     make_runtime: RuntimeFactory, receiver: Receiver, prefix: str, stream: str, tmp_path: Path
 ) -> None:
-    env = {
-        "FACEGATE_DATA_DIR": str(tmp_path),
-        "PATH": "/usr/bin:/bin",
-        **{f"FACEGATE_EVENTS__{k.upper()}": str(v) for k, v in _settings(prefix, receiver).items() if k != "webhooks"},
-        "FACEGATE_EVENTS__WEBHOOKS": receiver.url,
-    }
+    env = _worker_env(prefix, receiver, tmp_path)
     worker = subprocess.Popen(
         [sys.executable, "-m", "facegate", "worker", "--role", "webhooks"],
         env=env,
@@ -181,15 +201,7 @@ def test_the_command_delivers_and_stops_on_sigterm(
     try:
         rt = make_runtime(**_settings(prefix, receiver))
         sent: list[Event] = []
-
-        def publish_one() -> bool:
-            sent.append(appeared(track=len(sent)))
-            rt.events.publish(sent[-1])
-            time.sleep(0.2)
-            return bool(receiver.received())
-
-        # The worker's consumer starts with what is published once it exists: publish until one arrives.
-        assert wait_for(publish_one, timeout=30)
+        assert _publish_until_received(rt, receiver, sent)
         assert receiver.received()[0].headers["x-facegate-delivery"] in {e.id for e in sent}
     finally:
         worker.send_signal(signal.SIGTERM)
@@ -203,24 +215,12 @@ def test_a_killed_workers_event_goes_out_from_another_worker(
     """kill -9 of a webhook worker while its receiver is answering: the event was never acknowledged, so
     JetStream hands it to the other worker after the ack wait (2 x timeout + 5 s = 9 s here)."""
     receiver.delays = [5.0]
-    env = {
-        "FACEGATE_DATA_DIR": str(tmp_path),
-        "PATH": "/usr/bin:/bin",
-        **{f"FACEGATE_EVENTS__{k.upper()}": str(v) for k, v in _settings(prefix, receiver).items() if k != "webhooks"},
-        "FACEGATE_EVENTS__WEBHOOKS": receiver.url,
-    }
+    env = _worker_env(prefix, receiver, tmp_path)
     doomed = subprocess.Popen([sys.executable, "-m", "facegate", "worker", "--role", "webhooks"], env=env)
     try:
         rt = make_runtime(**_settings(prefix, receiver))
         sent: list[Event] = []
-
-        def publish_one() -> bool:
-            sent.append(appeared(track=len(sent)))
-            rt.events.publish(sent[-1])
-            time.sleep(0.2)
-            return bool(receiver.received())
-
-        assert wait_for(publish_one, timeout=30)  # the worker took one and its receiver is answering slowly
+        assert _publish_until_received(rt, receiver, sent)  # the worker took one and its receiver is answering slowly
         doomed.kill()
         doomed.wait(10)
         first = receiver.received()[0].headers["x-facegate-delivery"]

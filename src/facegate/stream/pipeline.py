@@ -35,7 +35,7 @@ from facegate.events.base import Event, EventType
 from facegate.services.identify import match_and_record, search_faces
 from facegate.services.runtime import Runtime
 from facegate.stream.identity import Decision, TrackIdentity
-from facegate.stream.sources import Frame, FrameSource, SourceError, SourceState, open_source
+from facegate.stream.sources import Frame, FrameSource, SourceError, SourceState, VideoSource, open_source
 from facegate.stream.tracker import FaceTracker
 from facegate.vision.analysis import ImageAnalysis
 from facegate.vision.engine import Box
@@ -78,6 +78,18 @@ class StreamOptions:
         values = {f.name: getattr(settings, f.name) for f in dataclasses.fields(cls) if hasattr(settings, f.name)}
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+    def open(self, source: str) -> VideoSource:
+        """Open `source` and start reading it as these options say (looping, pace, queue, reconnection)."""
+        return open_source(
+            source,
+            loop=self.loop,
+            realtime=self.realtime or None,
+            queue_size=self.queue_size,
+            open_timeout_seconds=self.open_timeout_seconds,
+            reconnect_initial_seconds=self.reconnect_initial_seconds,
+            reconnect_max_seconds=self.reconnect_max_seconds,
+        )
 
 
 @dataclass(frozen=True)
@@ -283,16 +295,7 @@ class Pipeline:
         if self._given is not None:
             self._given.open()
             return self._given
-        options = self.options
-        return open_source(
-            self.source,
-            loop=options.loop,
-            realtime=options.realtime or None,
-            queue_size=options.queue_size,
-            open_timeout_seconds=options.open_timeout_seconds,
-            reconnect_initial_seconds=options.reconnect_initial_seconds,
-            reconnect_max_seconds=options.reconnect_max_seconds,
-        )
+        return self.options.open(self.source)
 
     def _submit(self, frame: Frame) -> _Pending | None:
         """Send a frame to the engine; None when the engine refused it (busy or restarting: the frame is lost,

@@ -58,7 +58,6 @@ from facegate.stream.sources import (
     SourceError,
     SourceState,
     VideoSource,
-    open_source,
 )
 
 log = logging.getLogger(__name__)
@@ -340,15 +339,7 @@ class FramePublisher:
     def run(self, stop: threading.Event) -> None:
         options = self.options
         try:
-            video = open_source(
-                self.source,
-                loop=options.loop,
-                realtime=options.realtime or None,
-                queue_size=options.queue_size,
-                open_timeout_seconds=options.open_timeout_seconds,
-                reconnect_initial_seconds=options.reconnect_initial_seconds,
-                reconnect_max_seconds=options.reconnect_max_seconds,
-            )
+            video = options.open(self.source)
         except SourceError as exc:
             with self._lock:
                 self._state, self._error = "failed", exc.message
