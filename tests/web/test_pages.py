@@ -89,6 +89,16 @@ def test_enroll_identify_browse_and_delete(tab: Tab, dev: Path, identities: dict
     # A tall photo (narrower than its column): the boxes' layer covers exactly the picture.
     page.get_by_label("Photo", exact=True).set_input_files(str(dev / "multi" / "kit_with_rose.jpg"))
     expect(page.locator(".photo img")).to_have_attribute("alt", re.compile("kit_with_rose"))
+    # Measured once the page's layout has settled (the result column may still be reflowing after the swap).
+    page.wait_for_function(
+        """() => {
+            const img = document.querySelector('.photo img'), svg = document.querySelector('.photo svg');
+            if (!img || !svg || !img.complete) return false;
+            const a = img.getBoundingClientRect(), b = svg.getBoundingClientRect();
+            return Math.abs(a.width - b.width) < 1.5 && Math.abs(a.height - b.height) < 1.5;
+        }""",
+        timeout=10_000,
+    )
     picture = page.locator(".photo img").bounding_box()
     layer = page.locator(".photo svg").bounding_box()
     assert picture and layer
