@@ -31,15 +31,18 @@ class Server:
 
 
 @contextmanager
-def running_server(data_dir: Path, engine: str, log_path: Path, *, timeout: float = 300.0) -> Iterator[Server]:
-    """`facegate serve` as a child process, yielded once GET /ready answers 200; stopped on exit."""
+def running_server(
+    data_dir: Path, engine: str, log_path: Path, *, timeout: float = 300.0, extra_env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """`facegate serve` as a child process, yielded once GET /ready answers 200; stopped on exit. `extra_env`:
+    more environment for the child (e.g. PYTHONPATH pointing at another checkout's src)."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     started = time.perf_counter()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [executable("facegate"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=facegate_env(data_dir, engine),
+            env={**facegate_env(data_dir, engine), **(extra_env or {})},
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from facegate.errors import NotFound
@@ -17,7 +19,7 @@ from facegate.store.models import ApiKeyRecord, AuditRecord, StoreMeta, new_id
 BOOTSTRAPPED = "keys_bootstrapped"
 
 
-def _key_row(r: ApiKeyRecord) -> KeyRow:
+def _key_row(r: ApiKeyRecord | Row[Any]) -> KeyRow:
     return KeyRow(
         id=r.id,
         name=r.name,
@@ -59,8 +61,10 @@ class SQLKeyStore:
             raise
 
     def find_by_hash(self, key_hash: str) -> KeyRow | None:
-        with self._db.session() as session:
-            record = session.scalars(select(ApiKeyRecord).where(ApiKeyRecord.key_hash == key_hash)).first()
+        # Every request's lookup: a plain connection, no ORM session (see Database.transaction).
+        table = ApiKeyRecord.__table__
+        with self._db.transaction() as conn:
+            record = conn.execute(select(table).where(table.c.key_hash == key_hash)).first()
             return _key_row(record) if record else None
 
     def list_keys(self) -> list[KeyRow]:
