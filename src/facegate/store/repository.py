@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Insert, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -57,6 +57,32 @@ from facegate.store.sql_suggestions import SQLSuggestionStore
 CHUNK = 500
 TRIMMED_THROUGH = "changes_trimmed_through"
 STORE_ID = "store_id"
+
+
+# Statements every identify runs, built once: building a statement and its cache key on each call cost more CPU
+# than running it.
+_NAMES = select(Person.id, Person.name).where(Person.id.in_(bindparam("ids", expanding=True)))
+_REJECTED = (
+    select(RejectionRecord.id, RejectionRecord.person_id, RejectionRecord.match_id, RejectionRecord.embedding)
+    .where(
+        RejectionRecord.person_id.in_(bindparam("ids", expanding=True)),
+        RejectionRecord.engine == bindparam("engine"),
+        RejectionRecord.model_version == bindparam("model_version"),
+    )
+    .order_by(RejectionRecord.id)
+)
+_ADD_MATCHES = insert(MatchRecord).returning(MatchRecord.id, sort_by_parameter_order=True)
+_CLEAR_PENDING = delete(PendingBlob).where(PendingBlob.key.in_(bindparam("keys", expanding=True)))
+
+
+def _upsert_pending(dialect: str) -> Insert:
+    upsert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(PendingBlob)
+    return upsert.on_conflict_do_update(
+        index_elements=[PendingBlob.key], set_={"created_at": upsert.excluded.created_at}
+    )
+
+
+_MARK_PENDING = {dialect: _upsert_pending(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
@@ -276,17 +302,13 @@ class SQLRepository:
         if not keys:
             return
         dialect = executor.get_bind().dialect.name if isinstance(executor, Session) else executor.dialect.name
-        upsert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(PendingBlob)
-        statement = upsert.on_conflict_do_update(
-            index_elements=[PendingBlob.key], set_={"created_at": upsert.excluded.created_at}
-        )
         now = datetime.now(UTC)
-        executor.execute(statement, [{"key": key, "created_at": now} for key in keys])
+        executor.execute(_MARK_PENDING[dialect], [{"key": key, "created_at": now} for key in keys])
 
     @staticmethod
     def _clear_pending(executor: Session | Connection, keys: Sequence[str]) -> None:
         for chunk in _chunks(keys):
-            executor.execute(delete(PendingBlob).where(PendingBlob.key.in_(chunk)))
+            executor.execute(_CLEAR_PENDING, {"keys": list(chunk)})
 
     # People ------------------------------------------------------------------------------------------------
     def get_person(self, person_id: str) -> PersonRow | None:
@@ -672,10 +694,9 @@ class SQLRepository:
         ]
         if not rows:
             return []
-        statement = insert(MatchRecord).returning(MatchRecord.id, sort_by_parameter_order=True)
         try:
             with self.db.transaction() as conn:
-                ids = [int(i) for i in conn.execute(statement, rows).scalars()]
+                ids = [int(i) for i in conn.execute(_ADD_MATCHES, rows).scalars()]
                 self._clear_pending(conn, [m.crop_key for m in matches if m.crop_key])
                 return ids
         except IntegrityError as exc:  # a matched person was deleted between the search and this write
@@ -843,19 +864,12 @@ class SQLRepository:
 
     def rejected_faces(self, person_ids: Collection[str], engine: str, model_version: str) -> list[RejectedFace]:
         found: list[RejectedFace] = []
-        table = RejectionRecord.__table__
         with self.db.transaction() as conn:  # asked by every identify that names someone: no ORM session
             for chunk in _chunks(sorted(set(person_ids))):
-                query = (
-                    select(table.c.id, table.c.person_id, table.c.match_id, table.c.embedding)
-                    .where(
-                        table.c.person_id.in_(chunk), table.c.engine == engine, table.c.model_version == model_version
-                    )
-                    .order_by(table.c.id)
-                )
+                params = {"ids": list(chunk), "engine": engine, "model_version": model_version}
                 found += [
                     RejectedFace(r.id, r.person_id, r.match_id, engine, model_version, bytes(r.embedding))
-                    for r in conn.execute(query)
+                    for r in conn.execute(_REJECTED, params)
                 ]
         return found
 

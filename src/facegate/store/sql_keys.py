@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -17,6 +17,10 @@ from facegate.store.models import ApiKeyRecord, AuditRecord, StoreMeta, new_id
 # A row in store_meta that only the first key created on an empty store may insert: the primary key makes
 # "create the first admin key" atomic across processes and replicas starting together.
 BOOTSTRAPPED = "keys_bootstrapped"
+
+
+# Every request's statement, built once (see repository._NAMES).
+_FIND_BY_HASH = select(ApiKeyRecord.__table__).where(ApiKeyRecord.key_hash == bindparam("key_hash"))
 
 
 def _key_row(r: ApiKeyRecord | Row[Any]) -> KeyRow:
@@ -62,9 +66,8 @@ class SQLKeyStore:
 
     def find_by_hash(self, key_hash: str) -> KeyRow | None:
         # Every request's lookup: a plain connection, no ORM session (see Database.transaction).
-        table = ApiKeyRecord.__table__
         with self._db.transaction() as conn:
-            record = conn.execute(select(table).where(table.c.key_hash == key_hash)).first()
+            record = conn.execute(_FIND_BY_HASH, {"key_hash": key_hash}).first()
             return _key_row(record) if record else None
 
     def list_keys(self) -> list[KeyRow]:
