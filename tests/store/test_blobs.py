@@ -61,7 +61,7 @@ def test_failed_put_keeps_the_old_content_and_no_temporary_file(store: FileBlobS
 
 @pytest.mark.parametrize(
     "key",
-    ["", "../outside.jpg", "images/../../outside.jpg", "/etc/passwd", "images/../../../tmp/x"],
+    ["", ".", "..", "../outside.jpg", "images/../../outside.jpg", "/etc/passwd", "images/../../../tmp/x", "a\0b"],
 )
 def test_keys_that_escape_the_root_are_refused(store: FileBlobStore, key: str) -> None:
     for operation in (
@@ -78,6 +78,14 @@ def test_keys_that_escape_the_root_are_refused(store: FileBlobStore, key: str) -
 def test_dot_dot_inside_the_root_is_allowed(store: FileBlobStore) -> None:
     store.put("images/a/../b.jpg", b"x")
     assert store.get("images/b.jpg") == b"x"
+
+
+def test_put_makes_a_directory_removed_since_the_last_put(store: FileBlobStore) -> None:
+    store.put("crops/2026/a.jpg", b"a")
+    store.delete("crops/2026/a.jpg")
+    (store.root / "crops" / "2026").rmdir()
+    store.put("crops/2026/b.jpg", b"b")
+    assert store.get("crops/2026/b.jpg") == b"b"
 
 
 def test_ready_only_when_writable(store: FileBlobStore, tmp_path: Path) -> None:

@@ -37,22 +37,30 @@ class FileBlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._resolved_root = root.resolve()
 
     def open(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not key or not path.is_relative_to(self.root.resolve()):
+        """The file of `key`, a relative path that must stay under the root. Checked on its text, as a safe
+        join does (normalised, not absolute, no leading `..`): every identify writes a crop, and resolving
+        the path on disk cost a system call per directory."""
+        normal = os.path.normpath(key) if key else ""
+        if not normal or "\0" in normal or os.path.isabs(normal) or normal in (".", "..") or normal.startswith("../"):
             raise InvalidInput(f"Invalid blob key {key!r}.")
-        return path
+        return self._resolved_root / normal
 
     def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Named after the blob, so that deleting the key also finds the temporary file of a write killed
         # before its rename (the sweep settles a crashed write by deleting its key).
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.")
+        prefix = f".tmp-{path.name}."
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
+        except FileNotFoundError:  # the key's directory is new (or was removed): once more after making it
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
