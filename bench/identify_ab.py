@@ -107,9 +107,7 @@ def measure(faceset: Path, a: Path, b: Path, engine: str, probes: int, rounds: i
             work = Path(tmp, name)
             work.mkdir()
             server = stack.enter_context(
-                running_server(
-                    work / "data", engine, work / "serve.log", extra_env={"PYTHONPATH": str(src.resolve())}
-                )
+                running_server(work / "data", engine, work / "serve.log", extra_env={"PYTHONPATH": str(src.resolve())})
             )
             side = Side(name, server)
             stack.callback(side.client.close)
