@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--cli-ratio-target", type=float, default=5.0, help="target ratio to the CLI")
     run.add_argument("--quiet-wait", type=float, default=300.0, help="seconds to wait for a quiet machine")
     run.add_argument("--attempts", type=int, default=3, help="measure a phase again if others used the CPU")
+    run.add_argument(
+        "--interleaved-rounds",
+        type=int,
+        default=4,
+        help="turns each of HTTP and the bare engine on alternating halves of the probes (drift-free share); 0: none",
+    )
     table = commands.add_parser("table", help="the headline figures of reports side by side (Markdown)")
     table.add_argument("reports", nargs="+", type=Path)
     return parser
@@ -70,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cli_ratio_target=args.cli_ratio_target,
         quiet_wait=args.quiet_wait,
         attempts=args.attempts,
+        interleaved_rounds=args.interleaved_rounds,
     )
 
     def log(line: str) -> None:

@@ -94,7 +94,7 @@ def _await_all(count: int) -> None:
         time.sleep(0.01)
 
 
-def _identify_work(task: tuple[str, tuple[int, ...]]) -> tuple[int, int]:
+def identify_work(task: tuple[str, tuple[int, ...]]) -> tuple[int, int]:
     """One probe: the faces found and the second descriptors computed."""
     path, fused = task
     assert _engine is not None and _params is not None
@@ -140,6 +140,33 @@ class _BareRun:
     results: list[tuple[int, int]]  # the last pass's, per task: (faces, second descriptors)
 
 
+class BarePool:
+    """`processes` spawned processes with the engine's models loaded (1 OpenCV thread each), kept between runs:
+    `run` times one pass of `work` over tasks. A context manager (the processes end with it)."""
+
+    def __init__(self, engine: str, params: AnalyzeParams, processes: int) -> None:
+        settings, _ = engine_settings(engine)
+        ctx = multiprocessing.get_context("spawn")
+        started = ctx.Value("i", 0)
+        load_started = time.perf_counter()
+        self._pool = ctx.Pool(processes, initializer=_init, initargs=(settings, params, started))
+        self._pool.map(_await_all, [processes] * processes, chunksize=1)
+        self.load_seconds = time.perf_counter() - load_started
+        self.processes = processes
+
+    def __enter__(self) -> BarePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.terminate()
+        self._pool.join()
+
+    def run(self, work: Callable[[T], tuple[int, int]], tasks: Sequence[T]) -> tuple[float, list[tuple[int, int]]]:
+        t0 = time.perf_counter()
+        results = list(self._pool.imap_unordered(work, tasks, chunksize=1))
+        return time.perf_counter() - t0, results
+
+
 def _run_bare(
     engine: str,
     params: AnalyzeParams,
@@ -151,21 +178,21 @@ def _run_bare(
 ) -> _BareRun:
     """`work` over every task `passes` times in `processes` spawned processes (1 OpenCV thread each, models
     loaded before the clock starts, a short warm-up first)."""
-    settings, _ = engine_settings(engine)
-    ctx = multiprocessing.get_context("spawn")
-    started = ctx.Value("i", 0)
-    load_started = time.perf_counter()
-    with ctx.Pool(processes, initializer=_init, initargs=(settings, params, started)) as pool:
-        pool.map(_await_all, [processes] * processes, chunksize=1)
-        load_seconds = time.perf_counter() - load_started
-        pool.map(work, tasks[: processes * 2], chunksize=1)  # warm-up
+    with BarePool(engine, params, processes) as pool:
+        pool.run(work, tasks[: processes * 2])  # warm-up
         pass_seconds = []
         results: list[tuple[int, int]] = []
         for _ in range(passes):
-            t0 = time.perf_counter()
-            results = list(pool.imap_unordered(work, tasks, chunksize=1))
-            pass_seconds.append(time.perf_counter() - t0)
-    return _BareRun(load_seconds, pass_seconds, results)
+            seconds, results = pool.run(work, tasks)
+            pass_seconds.append(seconds)
+    return _BareRun(pool.load_seconds, pass_seconds, results)
+
+
+def identify_tasks(
+    probes: Sequence[Probe], fused_faces: Mapping[str, Sequence[int]]
+) -> list[tuple[str, tuple[int, ...]]]:
+    """The bare engine's identify task per probe: its path and which of its faces the service fused."""
+    return [(str(p.path), tuple(fused_faces.get(p.filename, ()))) for p in probes]
 
 
 def bare_engine_identify(
@@ -178,9 +205,8 @@ def bare_engine_identify(
 ) -> dict[str, Any]:
     """Every probe `passes` times through the bare engine in `processes` processes (1 OpenCV thread each)."""
     _, params = engine_settings(engine)
-    fused = fused_faces or {}
-    tasks = [(str(p.path), tuple(fused.get(p.filename, ()))) for p in probes]
-    run = _run_bare(engine, params, _identify_work, tasks, processes=processes, passes=passes)
+    tasks = identify_tasks(probes, fused_faces or {})
+    run = _run_bare(engine, params, identify_work, tasks, processes=processes, passes=passes)
     total = sum(run.pass_seconds)
     return {
         "what": (

@@ -31,6 +31,9 @@ class BenchOptions:
     # small ones (LFW-size), where its dlib models are cheap too.
     cli_ratio_target: float = 5.0
     ceiling_share_target: float = 0.9  # identify over HTTP vs the bare engine
+    # Turns each of identify over HTTP and the bare engine on alternating halves of the probes (interleaved.py);
+    # 0: none. The share the target is judged on when measured.
+    interleaved_rounds: int = 4
     quiet_wait: float = 300.0  # seconds to wait for other processes to go quiet before each phase
     attempts: int = 3  # a phase during which other processes used CPU is measured again, up to this many times
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)

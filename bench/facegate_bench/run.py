@@ -16,9 +16,11 @@ from facegate_bench.baseline import run_baseline
 from facegate_bench.bulk_enroll import bulk_enroll, cli_gallery_encoding, enroll_photos
 from facegate_bench.ceiling import bare_engine_enroll, bare_engine_identify
 from facegate_bench.client import enroll_gallery
+from facegate_bench.interleaved import interleaved_share
 from facegate_bench.latency import LATENCY_SIZE, identify_latency, latency_image
 from facegate_bench.machine import machine
 from facegate_bench.options import ENGINES, BenchOptions, Log
+from facegate_bench.other_load import OtherLoad
 from facegate_bench.processes import BENCH_KEY
 from facegate_bench.quiet import CONTENDED_CORES, cpu_canary_ms, measure_quietly
 from facegate_bench.server import running_server
@@ -47,6 +49,20 @@ def _facegate_http(
             )
             fg["server_start_seconds"] = round(server.start_seconds, 3)
             fg["gallery_enroll"] = gallery
+            if options.ceiling and options.interleaved_rounds:
+                log(f"  interleaved: {options.interleaved_rounds} turns each of HTTP and the bare engine...")
+                with OtherLoad() as other:
+                    fg["interleaved"] = interleaved_share(
+                        client,
+                        server.process.pid,
+                        split.probes,
+                        engine,
+                        fused,
+                        concurrency=options.concurrency,
+                        processes=options.cpus,
+                        rounds=options.interleaved_rounds,
+                    )
+                fg["interleaved"]["other_load"] = other.summary()
             latency = None
             if options.latency_requests:
                 image, source = latency_image(faceset_root, next(iter(split.gallery.values())))
@@ -93,6 +109,8 @@ def _identify(
         bare = measure_quietly("bare_engine", ceiling, options, load, log)
         throughput["bare_engine"] = bare
         throughput["share_of_ceiling"] = round(fg["images_per_s"] / bare["images_per_s"], 3)
+    if "interleaved" in fg:
+        throughput["interleaved"] = fg.pop("interleaved")
     if baseline is not None:
         throughput["face_recognition"] = baseline
         throughput["ratio_probes_only"] = round(fg["images_per_s"] / baseline["images_per_s_probes_only"], 2)

@@ -25,6 +25,7 @@ def _figures(r: Mapping[str, Any]) -> list[tuple[str, str]]:
         return f"{value:.0%}" if isinstance(value, int | float) else "n/a"
 
     through = r.get("throughput", {})
+    interleaved = through.get("interleaved", {})
     fg, bare, base = ("throughput", "facegate"), ("throughput", "bare_engine"), ("throughput", "face_recognition")
     cli_target = get("targets_spec", "cli_ratio")
     enroll = r.get("bulk_enroll", {})
@@ -40,8 +41,12 @@ def _figures(r: Mapping[str, Any]) -> list[tuple[str, str]]:
             f"{get(*bare, 'images_per_s')}",
         ),
         (
-            "facegate as a share of the ceiling (target >= 90%)",
-            f"{percent(through.get('share_of_ceiling'))} ({met('ceiling_share')})",
+            "facegate as a share of the ceiling, phases apart (target >= 90%, judged here when not interleaved)",
+            percent(through.get("share_of_ceiling")) + ("" if interleaved else f" ({met('ceiling_share')})"),
+        ),
+        (
+            "share of the ceiling, HTTP and bare engine in interleaved turns (target >= 90%)",
+            f"{percent(interleaved.get('share_of_ceiling'))} ({met('ceiling_share')})" if interleaved else "n/a",
         ),
         (
             "face_recognition CLI images/s: probes only / end to end",
