@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -24,8 +24,7 @@ from typer.core import TyperGroup
 from facegate import calibration, server_bench
 from facegate.config import DlibEngineSettings, FusionEngineSettings, OpenCVEngineSettings, Settings
 from facegate.errors import ConfigurationError, Conflict, FacegateError, InvalidInput, Unprocessable
-from facegate.services import audit, evaluation, maintenance
-from facegate.services import calibration as calibration_service
+from facegate.services import audit, maintenance
 from facegate.services import enroll as enroll_service
 from facegate.services import identify as identify_service
 from facegate.services import keys as keys_service
@@ -35,6 +34,10 @@ from facegate.services import suggestions as suggestions_service
 from facegate.services.runtime import Runtime, StoreRuntime
 from facegate.services.schemas import PersonSplit, PersonUpdate, Upload
 from facegate.store.factory import build_repository
+from facegate.vision.images import IMAGE_SUFFIXES
+
+if TYPE_CHECKING:
+    from facegate.services import evaluation
 
 
 class _Commands(TyperGroup):
@@ -213,7 +216,7 @@ def worker(
 def _person_folders(root: Path) -> list[tuple[str, list[Path]]]:
     folders = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in evaluation.IMAGE_SUFFIXES)
+        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if files:
             folders.append((folder.name, files))
     return folders
@@ -613,6 +616,8 @@ def _cell(measure: dict[str, Any] | None) -> str:
 
 
 def _print_accuracy(title: str, report: dict[str, Any]) -> None:
+    from facegate.services import evaluation
+
     engines = [name for name in evaluation.SYSTEMS if name in report]
     table = Table(title=title)
     table.add_column("measure (95% interval, resampling people)")
@@ -641,6 +646,10 @@ CacheOption = Annotated[
 
 
 def _measure(faceset: Path, settings: Settings, cache: Path | None) -> tuple[evaluation.FaceSet, evaluation.Distances]:
+    # The accuracy commands' modules (and the dlib engine they load) are imported by them alone: every other
+    # command starts without them.
+    from facegate.services import evaluation
+
     try:
         data = evaluation.load_faceset(faceset)
     except FacegateError as exc:
@@ -671,6 +680,9 @@ def eval_command(
 ) -> None:
     """Accuracy of every engine at the shipped thresholds: open-set identification with 1, 3 and 5 photos per
     person, closed-set rank-1, pairs accuracy, TAR at FAR 0.1%, with 95% intervals."""
+    from facegate.services import calibration as calibration_service
+    from facegate.services import evaluation
+
     settings = _settings()
     data, distances = _measure(faceset, settings, cache)
     shipped_calibration = calibration.shipped()
@@ -710,6 +722,9 @@ def calibrate_command(
 ) -> None:
     """Fit every engine's threshold (and the fused engine's normalisation and band) for an operating point,
     cross-validated by people, and write what the package ships."""
+    from facegate.services import calibration as calibration_service
+    from facegate.services import evaluation
+
     settings = _settings()
     data, distances = _measure(faceset, settings, cache)
     fitted = calibration_service.fit(distances, false_accepts=false_accepts, gallery_people=gallery)

@@ -21,15 +21,17 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from facegate.calibration import Calibration, EngineCalibration, FusionCalibration, shipped
 from facegate.config import Template
 from facegate.services.accuracy import FloatArray, IntArray, System, impostor_and_genuine, rate, threshold_at_far
-from facegate.services.evaluation import Distances, SystemRecords, photos_of
 from facegate.vision.engine import EngineInfo
+
+if TYPE_CHECKING:
+    from facegate.services.evaluation import Distances
 
 FOLDS = 5
 # Share of the decisions fusion changes that fall inside the band (the rest keep SFace's decision). On calib,
@@ -165,6 +167,10 @@ def cross_validate(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Fit on 4/5 of the people, measure every engine on the other 1/5; pooled over the 5 folds."""
+    # Imported here: the evaluation module loads the engines, and the services that use `calibrated_distance`
+    # (identify, grouping, relabelling) run in every process.
+    from facegate.services.evaluation import SystemRecords, photos_of
+
     people = sorted(set(distances.fused_pass.identity.tolist()) | set(distances.dlib_pass.identity.tolist()))
     order = np.random.default_rng(seed).permutation(len(people))
     fold_of = {people[k]: n % FOLDS for n, k in enumerate(order)}

@@ -37,9 +37,9 @@ from facegate.services.accuracy import (
 from facegate.vision.analysis import Secondary
 from facegate.vision.engine import FusionRule
 from facegate.vision.fusion_engine import fusion_rule as engine_fusion_rule
+from facegate.vision.images import IMAGE_SUFFIXES
 from facegate.vision.pool import EnginePool
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 # Folders of a face set that are not identities.
 NON_IDENTITY_DIRS = frozenset({"multi", "noface", "video"})
 PHOTOS_PER_PERSON = (1, 3, 5)

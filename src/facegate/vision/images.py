@@ -13,6 +13,8 @@ from facegate.errors import PayloadTooLarge, UnsupportedImage
 from facegate.vision.engine import BGRImage
 
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO"})
+# The photos commands read from folders (enroll, eval, calibrate), by file name.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
 
 
 @dataclass(frozen=True)
