@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import tempfile
 import time
@@ -30,39 +29,25 @@ import httpx
 from facegate.services.evaluation import load_faceset
 from facegate_bench.client import enroll_gallery, identify
 from facegate_bench.machine import machine
-from facegate_bench.other_load import OtherLoad
+from facegate_bench.other_load import OtherLoad, process_times
 from facegate_bench.processes import BENCH_KEY
 from facegate_bench.server import Server, running_server
 from facegate_bench.split import split_gallery
 
 REPO = Path(__file__).resolve().parents[1]
-TICK = os.sysconf("SC_CLK_TCK")
 CLIENTS = 2
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                ppid = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid == pid:
-                found.append(int(entry.name))
-    return found
+def _cpu_seconds(pid: int, processes: dict[int, tuple[int, float, str]]) -> float:
+    return processes[pid][1] if pid in processes else 0.0
 
 
 class Side:
     def __init__(self, name: str, server: Server) -> None:
         self.name = name
         self.server = server
-        self.workers = _children(server.process.pid)
+        pid = server.process.pid
+        self.workers = [p for p, (ppid, _, _) in process_times().items() if ppid == pid]
         self.client = httpx.Client(
             base_url=server.url,
             timeout=120.0,
@@ -73,7 +58,9 @@ class Side:
         self.images = 0
 
     def cpu(self) -> tuple[float, float]:
-        return _cpu_seconds(self.server.process.pid), sum(_cpu_seconds(pid) for pid in self.workers)
+        processes = process_times()
+        main = _cpu_seconds(self.server.process.pid, processes)
+        return main, sum(_cpu_seconds(pid, processes) for pid in self.workers)
 
     def send(self, payload: list[tuple[str, bytes]], *, count: bool = True) -> None:
         before = self.cpu()
