@@ -34,7 +34,7 @@ def _tree_cpu(pid: int) -> float:
     return sum(cpu for p, (ppid, cpu, _) in process_times().items() if p == pid or ppid == pid)
 
 
-def _settle(pid: int) -> float:
+def settle(pid: int) -> float:
     """Wait until the server is quiet; returns the seconds waited."""
     started = time.perf_counter()
     before = _tree_cpu(pid)
@@ -78,7 +78,7 @@ def interleaved_share(
                     seconds[turn] += time.perf_counter() - started
                     images[turn] += len(payload[part])
                 else:
-                    settle_seconds += _settle(server_pid)
+                    settle_seconds += settle(server_pid)
                     before = _tree_cpu(server_pid)
                     took, _ = pool.run(identify_work, tasks[part])
                     server_cpu_in_bare_turns += _tree_cpu(server_pid) - before

@@ -32,16 +32,28 @@ class Server:
 
 @contextmanager
 def running_server(
-    data_dir: Path, engine: str, log_path: Path, *, timeout: float = 300.0, extra_env: dict[str, str] | None = None
+    data_dir: Path,
+    engine: str,
+    log_path: Path,
+    *,
+    timeout: float = 300.0,
+    extra_env: dict[str, str] | None = None,
+    asgi_app: str | None = None,
 ) -> Iterator[Server]:
     """`facegate serve` as a child process, yielded once GET /ready answers 200; stopped on exit. `extra_env`:
-    more environment for the child (e.g. PYTHONPATH pointing at another checkout's src)."""
+    more environment for the child (e.g. PYTHONPATH pointing at another checkout's src). `asgi_app`: serve this
+    app instead ("module:attribute", e.g. facegate_bench.floor_app:app) with uvicorn and h11, as `facegate
+    serve` runs its own."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    if asgi_app is None:
+        command = [executable("facegate"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        command = [executable("uvicorn"), asgi_app, "--host", "127.0.0.1", "--port", str(port), "--http", "h11"]
     started = time.perf_counter()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [executable("facegate"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            command,
             env={**facegate_env(data_dir, engine), **(extra_env or {})},
             stdout=log_file,
             stderr=subprocess.STDOUT,

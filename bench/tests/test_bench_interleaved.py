@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from facegate_bench.client import enroll_gallery
-from facegate_bench.interleaved import _settle, interleaved_share
+from facegate_bench.interleaved import settle, interleaved_share
 from facegate_bench.processes import BENCH_KEY
 from facegate_bench.server import running_server
 from facegate_bench.split import Probe
@@ -35,10 +35,10 @@ def test_turns_alternate_over_halves_of_the_probes(tmp_path: Path, dev: Path) ->
     assert result["server_cpu_seconds_during_bare_turns"] >= 0
 
 
-def test_settle_returns_once_a_process_is_idle() -> None:
+def testsettle_returns_once_a_process_is_idle() -> None:
     idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert _settle(idle.pid) < 5
+        assert settle(idle.pid) < 5
     finally:
         idle.kill()
         idle.wait()
