@@ -45,8 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--interleaved-rounds",
         type=int,
-        default=4,
-        help="turns each of HTTP and the bare engine on alternating halves of the probes (drift-free share); 0: none",
+        default=6,
+        help=(
+            "turns each of facegate, the floor and the bare engine on alternating halves of the probes (drift-free "
+            "share; 6 puts each side first, in the middle and last twice); 0: none"
+        ),
+    )
+    run.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="leave the floor (FastAPI + uvicorn + the engine pool alone: floor_app.py) out of the interleaved turns",
     )
     table = commands.add_parser("table", help="the headline figures of reports side by side (Markdown)")
     table.add_argument("reports", nargs="+", type=Path)
@@ -77,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_wait=args.quiet_wait,
         attempts=args.attempts,
         interleaved_rounds=args.interleaved_rounds,
+        floor=args.floor,
     )
 
     def log(line: str) -> None:

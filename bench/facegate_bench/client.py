@@ -27,8 +27,10 @@ def enroll_gallery(client: httpx.Client, gallery: Mapping[str, Path]) -> dict[st
     return {"people": len(gallery), "seconds": round(seconds, 3), "failed": failed}
 
 
-def identify(client: httpx.Client, filename: str, data: bytes) -> dict[str, Any]:
-    resp = client.post("/api/v1/identify", files={"image": (filename, data, "application/octet-stream")})
+def identify(
+    client: httpx.Client, filename: str, data: bytes, *, fields: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    resp = client.post("/api/v1/identify", data=fields, files={"image": (filename, data, "application/octet-stream")})
     resp.raise_for_status()
     body: dict[str, Any] = resp.json()
     return body

@@ -33,7 +33,9 @@ class BenchOptions:
     ceiling_share_target: float = 0.9  # identify over HTTP vs the bare engine
     # Turns each of identify over HTTP and the bare engine on alternating halves of the probes (interleaved.py);
     # 0: none. The share the target is judged on when measured.
-    interleaved_rounds: int = 4
+    interleaved_rounds: int = 6
+    # The floor (floor_app.py: FastAPI, uvicorn and the engine pool, nothing else) takes those turns too.
+    floor: bool = True
     quiet_wait: float = 300.0  # seconds to wait for other processes to go quiet before each phase
     attempts: int = 3  # a phase during which other processes used CPU is measured again, up to this many times
     cpus: int = field(default_factory=lambda: os.cpu_count() or 1)

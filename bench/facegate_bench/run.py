@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import tempfile
+from contextlib import ExitStack
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,14 @@ from facegate_bench.baseline import run_baseline
 from facegate_bench.bulk_enroll import bulk_enroll, cli_gallery_encoding, enroll_photos
 from facegate_bench.ceiling import bare_engine_enroll, bare_engine_identify
 from facegate_bench.client import enroll_gallery
-from facegate_bench.interleaved import interleaved_share
+from facegate_bench.interleaved import HttpSide, interleaved_share
 from facegate_bench.latency import LATENCY_SIZE, identify_latency, latency_image
 from facegate_bench.machine import machine
 from facegate_bench.options import ENGINES, BenchOptions, Log
 from facegate_bench.other_load import OtherLoad
 from facegate_bench.processes import BENCH_KEY
 from facegate_bench.quiet import CONTENDED_CORES, cpu_canary_ms, measure_quietly
-from facegate_bench.server import running_server
+from facegate_bench.server import FLOOR_APP, Server, running_server
 from facegate_bench.split import Split, split_gallery, write_baseline_dirs
 from facegate_bench.targets import TARGETS, targets
 from facegate_bench.throughput import identify_throughput
@@ -50,19 +51,7 @@ def _facegate_http(
             fg["server_start_seconds"] = round(server.start_seconds, 3)
             fg["gallery_enroll"] = gallery
             if options.ceiling and options.interleaved_rounds:
-                log(f"  interleaved: {options.interleaved_rounds} turns each of HTTP and the bare engine...")
-                with OtherLoad() as other:
-                    fg["interleaved"] = interleaved_share(
-                        client,
-                        server.process.pid,
-                        split.probes,
-                        engine,
-                        fused,
-                        concurrency=options.concurrency,
-                        processes=options.cpus,
-                        rounds=options.interleaved_rounds,
-                    )
-                fg["interleaved"]["other_load"] = other.summary()
+                fg["interleaved"] = _interleaved(options, engine, split, fused, client, server, data_dir, log)
             latency = None
             if options.latency_requests:
                 image, source = latency_image(faceset_root, next(iter(split.gallery.values())))
@@ -72,6 +61,47 @@ def _facegate_http(
             telemetry = client.get("/api/v1/telemetry")
             summary = telemetry.json() if telemetry.status_code == 200 else None
     return fg, fused, latency, summary
+
+
+def _interleaved(
+    options: BenchOptions,
+    engine: str,
+    split: Split,
+    fused: dict[str, list[int]],
+    client: httpx.Client,
+    server: Server,
+    work: Path,
+    log: Log,
+) -> dict[str, Any]:
+    """facegate (and the floor, unless options.floor is off) and the bare engine in interleaved turns."""
+    servers = {"facegate": HttpSide(client, server.process.pid)}
+    with ExitStack() as stack:
+        if options.floor:
+            log(f"  the floor ({FLOOR_APP}, engine {engine})...")
+            floor = stack.enter_context(
+                running_server(work / "floor-data", engine, work / "floor.log", asgi_app=FLOOR_APP)
+            )
+            floor_client = stack.enter_context(
+                httpx.Client(
+                    base_url=floor.url, timeout=120.0, limits=httpx.Limits(max_connections=options.concurrency + 2)
+                )
+            )
+            servers["floor"] = HttpSide(
+                floor_client, floor.process.pid, lambda name: {"fused": ",".join(map(str, fused.get(name, [])))}
+            )
+        log(f"  interleaved: {options.interleaved_rounds} turns each of {', '.join(servers)} and the bare engine...")
+        with OtherLoad() as other:
+            result = interleaved_share(
+                servers,
+                split.probes,
+                engine,
+                fused,
+                concurrency=options.concurrency,
+                processes=options.cpus,
+                rounds=options.interleaved_rounds,
+            )
+    result["other_load"] = other.summary()
+    return result
 
 
 def _sample_probes(split: Split, max_probes: int, seed: int) -> Split:

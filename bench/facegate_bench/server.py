@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -13,6 +14,10 @@ from pathlib import Path
 import httpx
 
 from facegate_bench.processes import executable, facegate_env
+
+BENCH_DIR = Path(__file__).resolve().parents[1]
+# The floor under facegate's identify overhead (floor_app.py), as `running_server(asgi_app=...)` takes it.
+FLOOR_APP = "facegate_bench.floor_app:app"
 
 
 def _free_port() -> int:
@@ -50,6 +55,9 @@ def running_server(
         command = [executable("facegate"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     else:
         command = [executable("uvicorn"), asgi_app, "--host", "127.0.0.1", "--port", str(port), "--http", "h11"]
+        # The app's module may be this bench package's: the child imports it from here.
+        paths = [str(BENCH_DIR), *filter(None, [(extra_env or {}).get("PYTHONPATH", os.environ.get("PYTHONPATH"))])]
+        extra_env = {**(extra_env or {}), "PYTHONPATH": os.pathsep.join(paths)}
     started = time.perf_counter()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(

@@ -49,6 +49,17 @@ def _figures(r: Mapping[str, Any]) -> list[tuple[str, str]]:
             f"{percent(interleaved.get('share_of_ceiling'))} ({met('ceiling_share')})" if interleaved else "n/a",
         ),
         (
+            "the floor's share in the same turns (FastAPI + uvicorn + the engine pool alone, floor_app.py)",
+            percent(interleaved.get("servers", {}).get("floor", {}).get("share_of_ceiling")),
+        ),
+        (
+            "server main-process CPU ms per photo in those turns: facegate / the floor",
+            " / ".join(
+                str(interleaved.get("servers", {}).get(name, {}).get("cpu_ms_per_image", {}).get("server_main", "n/a"))
+                for name in ("facegate", "floor")
+            ),
+        ),
+        (
             "face_recognition CLI images/s: probes only / end to end",
             f"{get(*base, 'images_per_s_probes_only')} / {get(*base, 'images_per_s_total')}",
         ),

@@ -345,9 +345,7 @@ class SQLRepository:
         names: dict[str, str] = {}
         with self.db.transaction() as conn:  # every identify's: no ORM session
             for chunk in _chunks(ids):
-                names.update(
-                    (i, n) for i, n in conn.execute(select(Person.id, Person.name).where(Person.id.in_(chunk)))
-                )
+                names.update((i, n) for i, n in conn.execute(_NAMES, {"ids": list(chunk)}))
         return names
 
     def update_person(self, person_id: str, changes: Mapping[str, Any]) -> PersonRow:
