@@ -75,6 +75,12 @@ _ADD_MATCHES = insert(MatchRecord).returning(MatchRecord.id, sort_by_parameter_o
 _CLEAR_PENDING = delete(PendingBlob).where(PendingBlob.key.in_(bindparam("keys", expanding=True)))
 
 
+def _connection(executor: Session | Connection) -> Connection:
+    """The Core connection of a session's transaction: a statement on an ORM entity run through the session
+    takes the ORM's bulk path (a DELETE evaluates its criteria against every object the session holds)."""
+    return executor.connection() if isinstance(executor, Session) else executor
+
+
 def _upsert_pending(dialect: str) -> Insert:
     upsert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(PendingBlob)
     return upsert.on_conflict_do_update(
@@ -301,14 +307,15 @@ class SQLRepository:
         """Record `keys` as pending now (a key already pending gets the new time): one upsert statement."""
         if not keys:
             return
-        dialect = executor.get_bind().dialect.name if isinstance(executor, Session) else executor.dialect.name
+        conn = _connection(executor)
         now = datetime.now(UTC)
-        executor.execute(_MARK_PENDING[dialect], [{"key": key, "created_at": now} for key in keys])
+        conn.execute(_MARK_PENDING[conn.dialect.name], [{"key": key, "created_at": now} for key in keys])
 
     @staticmethod
     def _clear_pending(executor: Session | Connection, keys: Sequence[str]) -> None:
+        conn = _connection(executor)
         for chunk in _chunks(keys):
-            executor.execute(_CLEAR_PENDING, {"keys": list(chunk)})
+            conn.execute(_CLEAR_PENDING, {"keys": list(chunk)})
 
     # People ------------------------------------------------------------------------------------------------
     def get_person(self, person_id: str) -> PersonRow | None:
