@@ -29,7 +29,7 @@ import httpx
 from facegate.services.evaluation import load_faceset
 from facegate_bench.client import enroll_gallery, identify
 from facegate_bench.machine import machine
-from facegate_bench.other_load import OtherLoad, process_times
+from facegate_bench.other_load import OtherLoad, server_cpu
 from facegate_bench.processes import BENCH_KEY
 from facegate_bench.server import Server, running_server
 from facegate_bench.split import split_gallery
@@ -38,16 +38,10 @@ REPO = Path(__file__).resolve().parents[1]
 CLIENTS = 2
 
 
-def _cpu_seconds(pid: int, processes: dict[int, tuple[int, float, str]]) -> float:
-    return processes[pid][1] if pid in processes else 0.0
-
-
 class Side:
     def __init__(self, name: str, server: Server) -> None:
         self.name = name
         self.server = server
-        pid = server.process.pid
-        self.workers = [p for p, (ppid, _, _) in process_times().items() if ppid == pid]
         self.client = httpx.Client(
             base_url=server.url,
             timeout=120.0,
@@ -58,9 +52,7 @@ class Side:
         self.images = 0
 
     def cpu(self) -> tuple[float, float]:
-        processes = process_times()
-        main = _cpu_seconds(self.server.process.pid, processes)
-        return main, sum(_cpu_seconds(pid, processes) for pid in self.workers)
+        return server_cpu(self.server.process.pid)
 
     def send(self, payload: list[tuple[str, bytes]], *, count: bool = True) -> None:
         before = self.cpu()

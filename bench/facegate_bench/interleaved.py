@@ -24,7 +24,7 @@ import httpx
 
 from facegate_bench.ceiling import BarePool, engine_settings, identify_tasks, identify_work
 from facegate_bench.client import identify
-from facegate_bench.other_load import process_times
+from facegate_bench.other_load import server_cpu
 from facegate_bench.split import Probe
 
 # A server counts as quiet once its processes used less than this much CPU over SETTLE_WINDOW seconds.
@@ -36,7 +36,7 @@ BARE = "bare_engine"
 
 def _tree_cpu(pid: int) -> float:
     """CPU seconds used so far by `pid` and its children (a server and its engine workers)."""
-    return sum(cpu for p, (ppid, cpu, _) in process_times().items() if p == pid or ppid == pid)
+    return sum(server_cpu(pid))
 
 
 def settle(pid: int) -> float:
@@ -64,9 +64,7 @@ class HttpSide:
 
 def _cpu(pid: int) -> tuple[float, float, float]:
     """CPU seconds so far: the server's main process, its children (engine workers), this process (the clients)."""
-    processes = process_times()
-    main = processes[pid][1] if pid in processes else 0.0
-    workers = sum(cpu for ppid, cpu, _ in processes.values() if ppid == pid)
+    main, workers = server_cpu(pid)
     own = os.times()
     return main, workers, own.user + own.system
 

@@ -27,6 +27,13 @@ def process_times() -> dict[int, tuple[int, float, str]]:
     return result
 
 
+def server_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by a server process and by its children (its engine workers), read together."""
+    processes = process_times()
+    main = processes[pid][1] if pid in processes else 0.0
+    return main, sum(cpu for ppid, cpu, _ in processes.values() if ppid == pid)
+
+
 def steal_seconds() -> float:
     """CPU time the hypervisor gave to other guests, from /proc/stat (0 where unknown)."""
     try:

@@ -50,8 +50,9 @@ def test_facegate_the_floor_and_the_bare_engine_take_turns(tmp_path: Path, dev: 
     assert floor_share > 0 and result["servers"]["facegate"]["share_of_ceiling"] == result["share_of_ceiling"]
     for name in ("facegate", "floor"):
         used = result["servers"][name]["cpu_ms_per_image"]
-        # Clock ticks of 10 ms: two small requests may use less than one in the client.
-        assert used["server_main"] > 0 and used["engine_workers"] > 0 and used["clients"] >= 0
+        # /proc counts CPU in 10 ms ticks: two requests may cost the floor's main process or the clients less than
+        # one. The engine workers' models take far more than a tick per photo.
+        assert used["engine_workers"] > 0 and used["server_main"] >= 0 and used["clients"] >= 0
     assert result["server_cpu_seconds_during_bare_turns"] >= 0
 
 
