@@ -27,7 +27,10 @@ def test_a_dead_broker_does_not_block_publish(
     for track in range(1000):
         rt.events.publish(appeared(track=track))
     elapsed = time.perf_counter() - started
-    assert elapsed < 0.5, f"1000 publishes took {elapsed:.3f}s"
+    # Not a speed target: a publish that waited for the dead broker would wait at least one backoff (0.05 s)
+    # each, 50 s for these 1000. The bound sits far from both that and a busy machine (0.72 s seen in a CI run
+    # where the former 0.5 s bound failed).
+    assert elapsed < 10.0, f"1000 publishes took {elapsed:.3f}s: publish waits for the broker"
     (stats,) = [s for s in rt.events.stats() if s.backend == backend]
     assert (stats.published, stats.failed, stats.queued, stats.dropped) == (0, 0, 10, 990)
     started = time.perf_counter()
