@@ -92,6 +92,13 @@ def test_availability_is_retained(make_runtime: RuntimeFactory, prefix: str, bas
     """A client that subscribes later (Home Assistant after a restart) learns facegate's state at once."""
     rt = make_runtime(type="mqtt", url=URL, prefix=prefix)
     rt.events.publish(appeared())
+    # The bus connects in the background: a subscriber there before it says "online" gets it live (retain
+    # False). Once one has seen it, the broker holds it, and every later subscriber is sent the retained copy.
+    first = Subscriber(f"{base}/availability")
+    try:
+        assert first.next().payload == b"online"
+    finally:
+        first.close()
     late = Subscriber(f"{base}/availability")
     try:
         message = late.next()

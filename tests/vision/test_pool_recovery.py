@@ -21,9 +21,17 @@ KW: dict[str, Any] = {"max_pixels": 40_000_000, "max_faces": 1, "crops": False}
 
 def _gone(pid: int, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
-    while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+    while _running(pid):
         assert time.monotonic() < deadline, f"process {pid} still alive"
         time.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie. A process reaped between two looks at /proc is gone too (ESRCH/ENOENT)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_pool_restarts_after_an_idle_worker_is_killed(dev: Path) -> None:
