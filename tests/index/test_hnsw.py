@@ -208,13 +208,20 @@ def test_search_after_everything_was_deleted(seed: int) -> None:
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
-@pytest.mark.parametrize("max_deleted_ratio", [1.0, 1e9])  # with compaction, and with only slot reuse
-def test_delete_add_cycles_match_brute_force(metric: Metric, max_deleted_ratio: float) -> None:
+# With compaction, and with only slot reuse. HNSW is approximate and hnswlib builds its graph on several threads, so
+# one run differs from the next: over 200 runs of this test per case (seeds 0-199, about 195 searches each) compaction
+# missed the true nearest face 0 times; slot reuse alone, where hnswlib's replace_deleted can leave a reused slot
+# poorly linked, missed it in 2 (cosine) and 8 (euclidean) runs, once per run, worst recall@1 0.989. One fixed seed
+# asserting 1.0 there failed a CI run. So: every hit live and the counts exact, always; recall@1 over the run at least
+# 0.995 with compaction (one miss) and 0.97 with slot reuse only.
+@pytest.mark.parametrize(("max_deleted_ratio", "min_recall"), [(1.0, 0.995), (1e9, 0.97)])
+def test_delete_add_cycles_match_brute_force(metric: Metric, max_deleted_ratio: float, min_recall: float) -> None:
     rng = np.random.default_rng(7)
     index = _index(metric, capacity=16, max_deleted_ratio=max_deleted_ratio)
     live: dict[int, np.ndarray] = {}
     removed: dict[int, np.ndarray] = {}
     next_id = 0
+    searches = found = 0
     for _ in range(40):
         batch = int(rng.integers(1, 40))
         vectors = rng.normal(size=(batch, DIM)).astype(np.float32)
@@ -238,7 +245,10 @@ def test_delete_add_cycles_match_brute_force(metric: Metric, max_deleted_ratio: 
                 continue
             assert {h.face_id for h in hits} <= set(live)
             assert len(hits) == min(10, len(live))
-            assert hits[0].face_id == _reference(live, query, 1, metric)[0]  # recall@1 stays 1.0
+            searches += 1
+            found += hits[0].face_id == _reference(live, query, 1, metric)[0]
+    assert searches > 100
+    assert found / searches >= min_recall
 
 
 def test_compaction_drops_deleted_entries() -> None:
